@@ -1,0 +1,46 @@
+"""Defaults from ``DG_*`` environment variables, for whatever the caller did not pass."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from .errors import DeltaGliderError
+from .policy import DEFAULT_MAX_RATIO
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def max_ratio_from_env(env: Mapping[str, str] | None = None) -> float:
+    raw = _env(env).get("DG_MAX_RATIO")
+    if raw is None or raw == "":
+        return DEFAULT_MAX_RATIO
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise DeltaGliderError(f"DG_MAX_RATIO={raw!r} is not a number: use a value in (0, 1], e.g. 0.5.") from exc
+    return validate_max_ratio(value)
+
+
+def validate_max_ratio(value: float) -> float:
+    if not 0.0 < value <= 1.0:
+        raise DeltaGliderError(f"max_ratio={value!r} is out of range: use a value in (0, 1], e.g. 0.5.")
+    return value
+
+
+def cache_backend_from_env(env: Mapping[str, str] | None = None) -> str:
+    return _env(env).get("DG_CACHE_BACKEND") or "filesystem"
+
+
+def cache_memory_mb_from_env(env: Mapping[str, str] | None = None) -> int:
+    raw = _env(env).get("DG_CACHE_MEMORY_SIZE_MB") or "100"
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise DeltaGliderError(f"DG_CACHE_MEMORY_SIZE_MB={raw!r} is not an integer number of megabytes.") from exc
+
+
+def encryption_key_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    return _env(env).get("DG_CACHE_ENCRYPTION_KEY") or None

@@ -1,0 +1,56 @@
+"""Which files get deltas, the max_ratio rule, and when to start a fresh reference (re-basing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+#: DeltaGlider 6's archive extensions plus package formats that are zip/ar containers too.
+DEFAULT_DELTA_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".zip", ".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz", ".gz", ".bz2", ".xz", ".7z", ".rar",
+        ".dmg", ".iso", ".pkg", ".deb", ".rpm", ".apk", ".jar", ".war", ".ear",
+        ".whl", ".nupkg", ".aab", ".ipa", ".msi",
+    }
+)  # fmt: skip
+
+DEFAULT_MAX_RATIO = 0.5
+
+
+def normalise_extensions(extensions: Iterable[str]) -> frozenset[str]:
+    return frozenset(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
+
+
+def is_delta_eligible(name: str, extensions: frozenset[str]) -> bool:
+    """True when the file name ends with one of ``extensions`` (case-insensitive)."""
+    lowered = name.lower()
+    return any(lowered.endswith(ext) for ext in extensions)
+
+
+def delta_is_poor(delta_size: int, file_size: int, max_ratio: float) -> bool:
+    """The max_ratio rule: a delta larger than ``max_ratio`` of the file is not worth keeping."""
+    return file_size > 0 and delta_size / file_size > max_ratio
+
+
+@dataclass(frozen=True)
+class BaseHistory:
+    """Sizes of the deltas already stored against the current reference (its zero-diff excluded)."""
+
+    delta_sizes: tuple[int, ...]
+
+
+def should_rebase(history: BaseHistory, delta_size: int, file_size: int) -> bool:
+    """Rent-or-buy: start a fresh reference once the excess paid for a stale one covers a new one.
+
+    The delta of the first version after a reference approximates what a fresh reference would give
+    (``fresh``). Every delta since pays ``size - fresh`` of "rent" for keeping the stale reference.
+    Buying costs a new reference (the file itself) instead of this delta: ``file_size - delta_size``.
+    Re-base when the rent paid, this delta's included, reaches that price. This never stores more than
+    about twice what the best offline choice of re-basing points would, and needs no extra encode.
+    """
+    if not history.delta_sizes:
+        return False
+    fresh = min(*history.delta_sizes, delta_size)
+    rent = sum(size - fresh for size in history.delta_sizes) + (delta_size - fresh)
+    price = file_size - delta_size
+    return price > 0 and rent >= price

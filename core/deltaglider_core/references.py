@@ -1,0 +1,134 @@
+"""Finding, fetching and creating a deltaspace's references.
+
+References are created with a conditional write (``IfNoneMatch="*"``): an existing reference is never
+overwritten, and a writer that loses the race uses the winner's reference instead.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cache import ReferenceCache
+from .digest import FileDigest, sha256_file
+from .errors import IntegrityError, NotFound
+from .format import (
+    DELTA_SUFFIX,
+    Location,
+    base_generation,
+    meta_get,
+    reference_metadata,
+)
+from .policy import BaseHistory
+from .s3 import S3
+
+
+@dataclass(frozen=True)
+class Base:
+    """A reference as the writer sees it."""
+
+    bucket: str
+    key: str
+    generation: int
+    sha256: str
+    size: int
+    last_modified: _dt.datetime | None
+    source_name: str | None
+
+
+class References:
+    def __init__(self, s3: S3, cache: ReferenceCache, tool: str) -> None:
+        self.s3 = s3
+        self.cache = cache
+        self.tool = tool
+
+    def head_base(self, bucket: str, key: str) -> Base | None:
+        head = self.s3.head(bucket, key)
+        if head is None:
+            return None
+        sha = meta_get(head.metadata, "file-sha256")
+        if sha is None:
+            raise IntegrityError(
+                f"Reference s3://{bucket}/{key} has no dg-file-sha256 metadata, so nothing read through it can "
+                "be verified: it was not written by DeltaGlider. Move it away and re-upload the deltaspace."
+            )
+        generation = base_generation(key)
+        return Base(
+            bucket,
+            key,
+            0 if generation is None else generation,
+            sha,
+            head.size,
+            head.last_modified,
+            meta_get(head.metadata, "source-name"),
+        )
+
+    def current(self, loc: Location) -> Base | None:
+        """The reference new deltas of this deltaspace are encoded against (the newest generation)."""
+        newest: tuple[int, str] | None = None
+        for page in self.s3.pages(loc.bucket, loc.bases_prefix):
+            for obj in page.objects:
+                generation = base_generation(obj.key)
+                if generation and (newest is None or generation > newest[0]):
+                    newest = (generation, obj.key)
+        if newest is not None:
+            found = self.head_base(loc.bucket, newest[1])
+            if found is not None:
+                return found
+        return self.head_base(loc.bucket, loc.reference_key)
+
+    def create(self, loc: Location, generation: int, path: Path, digest: FileDigest) -> Base | None:
+        """Write ``path`` as reference ``generation``; None if another writer created it first."""
+        key = loc.base_key(generation)
+        meta = reference_metadata(self.tool, loc.name, digest.sha256, digest.md5)
+        if not self.s3.upload(path, loc.bucket, key, meta, if_none_match=True):
+            return None
+        self.cache.store(digest.sha256, path)
+        return Base(loc.bucket, key, generation, digest.sha256, digest.size, None, loc.name)
+
+    def restore(self, bucket: str, key: str, path: Path, sha256: str, source_name: str | None) -> bool:
+        """Put a reference back if it vanished (e.g. a concurrent delete); True if it had to."""
+        if self.s3.head(bucket, key) is not None:
+            return False
+        meta = reference_metadata(self.tool, source_name or "", sha256, None)
+        return self.s3.upload(path, bucket, key, meta, if_none_match=True)
+
+    def materialise(self, bucket: str, key: str, sha256: str | None, dest: Path) -> str:
+        """Write the verified plaintext of reference ``key`` to ``dest``; return its SHA-256."""
+        if sha256 and self.cache.fetch(sha256, dest):
+            return sha256
+        try:
+            head = self.s3.download(bucket, key, dest)
+        except NotFound as exc:
+            raise NotFound(
+                f"Reference s3://{bucket}/{key} is missing, so files stored as deltas against it cannot be "
+                "reconstructed. Restore it from a backup or version history, or re-upload those files."
+            ) from exc
+        expected = sha256 or meta_get(head.metadata, "file-sha256")
+        actual = sha256_file(dest)
+        if expected is not None and actual != expected:
+            dest.unlink(missing_ok=True)
+            raise IntegrityError(
+                f"Reference s3://{bucket}/{key} is corrupt: SHA-256 {actual} does not match the recorded "
+                f"{expected}. Restore the reference from a backup or version history."
+            )
+        self.cache.store(actual, dest)
+        return actual
+
+    def history(self, loc: Location, base: Base) -> BaseHistory:
+        """Sizes of deltas stored since ``base`` was created (its own zero-diff excluded)."""
+        own = f"{loc.sibling(base.source_name)}{DELTA_SUFFIX}" if base.source_name else None
+        sizes = []
+        for page in self.s3.pages(loc.bucket, loc.children_prefix, delimiter="/"):
+            for obj in page.objects:
+                if not obj.key.endswith(DELTA_SUFFIX) or obj.key == own:
+                    continue
+                if base.last_modified is None or obj.last_modified >= base.last_modified:
+                    sizes.append(obj.size)
+        return BaseHistory(tuple(sizes))
+
+
+def scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="op-", dir=parent)

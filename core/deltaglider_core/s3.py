@@ -1,0 +1,227 @@
+"""The few S3 calls the engine needs, with typed errors that name the bucket and key.
+
+The boto3 client is injected. Bodies are streamed through files: uploads above ``multipart_threshold``
+go through multipart (bounded part buffers, conditional completion), downloads are read in chunks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import BucketNotFound, NotFound, StorageError
+
+CHUNK = 1 << 20
+DEFAULT_MULTIPART_THRESHOLD = 256 << 20
+DEFAULT_PART_SIZE = 64 << 20
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+@dataclass(frozen=True)
+class Head:
+    """What a HEAD (or the headers of a GET) tells about an object."""
+
+    key: str
+    size: int
+    metadata: Mapping[str, str]
+    last_modified: _dt.datetime | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One entry of a LIST page."""
+
+    key: str
+    size: int
+    last_modified: _dt.datetime
+    etag: str = ""
+
+
+@dataclass
+class ListPage:
+    objects: list[Listed] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class S3:
+    """Thin, typed wrapper over a boto3 S3 client."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> None:
+        self.client = client
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self._known_buckets: set[str] = set()
+
+    def _fail(self, exc: Exception, action: str, bucket: str, key: str | None = None) -> Exception:
+        where = f"s3://{bucket}/{key}" if key is not None else f"s3://{bucket}"
+        if isinstance(exc, ClientError):
+            code = _code(exc)
+            if code == "NoSuchBucket":
+                return BucketNotFound(
+                    f"Bucket {bucket!r} does not exist ({action} {where}): create it or fix the bucket name."
+                )
+            if code in _MISSING:
+                return NotFound(f"{where} does not exist ({action}).")
+            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                return StorageError(
+                    f"Access denied while trying to {action} {where} ({code}): check the connection's "
+                    "credentials and the bucket policy."
+                )
+            return StorageError(f"S3 refused to {action} {where}: {code}: {exc}")
+        return StorageError(f"Could not {action} {where}: {exc}. Check the endpoint URL and the network.")
+
+    def ensure_bucket(self, bucket: str) -> None:
+        """Fail with NotFound unless ``bucket`` exists (checked once per bucket per instance)."""
+        if bucket in self._known_buckets:
+            return
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                raise BucketNotFound(
+                    f"Bucket {bucket!r} does not exist: create it first or fix the bucket name."
+                ) from exc
+            raise self._fail(exc, "check bucket", bucket) from exc
+        except BotoCoreError as exc:
+            raise self._fail(exc, "check bucket", bucket) from exc
+        self._known_buckets.add(bucket)
+
+    def head(self, bucket: str, key: str) -> Head | None:
+        """HEAD an object; None when it does not exist."""
+        try:
+            resp = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                return None
+            raise self._fail(exc, "read metadata of", bucket, key) from exc
+        except BotoCoreError as exc:
+            raise self._fail(exc, "read metadata of", bucket, key) from exc
+        return Head(
+            key=key,
+            size=int(resp.get("ContentLength", 0)),
+            metadata=dict(resp.get("Metadata", {})),
+            last_modified=resp.get("LastModified"),
+            etag=str(resp.get("ETag", "")).strip('"') or None,
+        )
+
+    def download(self, bucket: str, key: str, dest: Path, on_chunk: Callable[[bytes], None] | None = None) -> Head:
+        """Stream an object into ``dest``; raise NotFound when it does not exist."""
+        try:
+            resp = self.client.get_object(Bucket=bucket, Key=key)
+            body = resp["Body"]
+            with open(dest, "wb") as out:
+                while chunk := body.read(CHUNK):
+                    if on_chunk is not None:
+                        on_chunk(chunk)
+                    out.write(chunk)
+        except ClientError as exc:
+            raise self._fail(exc, "download", bucket, key) from exc
+        except BotoCoreError as exc:
+            raise self._fail(exc, "download", bucket, key) from exc
+        return Head(
+            key=key,
+            size=int(resp.get("ContentLength", 0)),
+            metadata=dict(resp.get("Metadata", {})),
+            last_modified=resp.get("LastModified"),
+            etag=str(resp.get("ETag", "")).strip('"') or None,
+        )
+
+    def upload(
+        self,
+        path: Path,
+        bucket: str,
+        key: str,
+        metadata: Mapping[str, str],
+        *,
+        if_none_match: bool = False,
+        content_type: str = "application/octet-stream",
+    ) -> bool:
+        """Upload a file. With ``if_none_match``, return False (and write nothing) if the key exists."""
+        extra: dict[str, Any] = {"Metadata": dict(metadata), "ContentType": content_type}
+        if if_none_match:
+            extra["IfNoneMatch"] = "*"
+        try:
+            if os.path.getsize(path) > self.multipart_threshold:
+                self._multipart(path, bucket, key, extra)
+            else:
+                with open(path, "rb") as body:
+                    self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        except ClientError as exc:
+            if if_none_match and _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise self._fail(exc, "upload", bucket, key) from exc
+        except BotoCoreError as exc:
+            raise self._fail(exc, "upload", bucket, key) from exc
+        return True
+
+    def _multipart(self, path: Path, bucket: str, key: str, extra: dict[str, Any]) -> None:
+        complete_args = {"IfNoneMatch": extra.pop("IfNoneMatch")} if "IfNoneMatch" in extra else {}
+        upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+        try:
+            parts = []
+            with open(path, "rb") as handle:
+                number = 1
+                while chunk := handle.read(self.part_size):
+                    resp = self.client.upload_part(
+                        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+                    )
+                    parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+                    number += 1
+            self.client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **complete_args
+            )
+        except BaseException:
+            # The original error is what the caller needs; lifecycle rules reap a failed abort.
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+
+    def delete(self, bucket: str, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            raise self._fail(exc, "delete", bucket, key) from exc
+        except BotoCoreError as exc:
+            raise self._fail(exc, "delete", bucket, key) from exc
+
+    def pages(
+        self, bucket: str, prefix: str = "", *, delimiter: str | None = None, start_after: str | None = None
+    ) -> Iterator[ListPage]:
+        """LIST pages (ListObjectsV2, 1,000 keys each), in key order."""
+        args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if delimiter:
+            args["Delimiter"] = delimiter
+        if start_after:
+            args["StartAfter"] = start_after
+        try:
+            for raw in self.client.get_paginator("list_objects_v2").paginate(**args):
+                page = ListPage()
+                for item in raw.get("Contents", []):
+                    page.objects.append(
+                        Listed(item["Key"], int(item["Size"]), item["LastModified"], str(item.get("ETag", "")))
+                    )
+                page.prefixes.extend(p["Prefix"] for p in raw.get("CommonPrefixes", []))
+                yield page
+        except ClientError as exc:
+            raise self._fail(exc, "list", bucket, prefix) from exc
+        except BotoCoreError as exc:
+            raise self._fail(exc, "list", bucket, prefix) from exc

@@ -1,0 +1,378 @@
+"""DeltaStore: put/get/head/list/delete/verify. Orchestration only; format details live in format.py."""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .cache import ReferenceCache, make_cache
+from .codec import Codec, default_codec
+from .config import (
+    cache_backend_from_env,
+    cache_memory_mb_from_env,
+    encryption_key_from_env,
+    max_ratio_from_env,
+    validate_max_ratio,
+)
+from .digest import FileDigest, digest_file, sha256_file
+from .errors import BucketNotFound, CodecError, IntegrityError, InvalidLocation, NotFound
+from .format import (
+    ZERO_DIFF_NOTE,
+    Location,
+    delta_metadata,
+    direct_metadata,
+    meta_get,
+    validate_bucket,
+    validate_logical_key,
+)
+from .listing import info_from_head, iter_objects
+from .models import DeleteResult, GetResult, Kind, ObjectInfo, PutResult
+from .policy import (
+    DEFAULT_DELTA_EXTENSIONS,
+    delta_is_poor,
+    is_delta_eligible,
+    normalise_extensions,
+    should_rebase,
+)
+from .references import Base, References, scratch_dir
+from .s3 import S3
+
+TOOL = f"deltaglider/airflow-provider-{__version__}"
+
+
+class DeltaStore:
+    """Delta-compressed artifact storage on S3, compatible with DeltaGlider 6 buckets.
+
+    ``s3_client`` is a boto3 S3 client. Everything else is optional; ``DG_MAX_RATIO``,
+    ``DG_CACHE_BACKEND``, ``DG_CACHE_MEMORY_SIZE_MB`` and ``DG_CACHE_ENCRYPTION_KEY`` fill in what the
+    caller did not pass.
+    """
+
+    def __init__(
+        self,
+        s3_client: Any,
+        max_ratio: float | None = None,
+        cache: str | ReferenceCache | None = None,
+        *,
+        codec: Codec | None = None,
+        delta_extensions: Iterable[str] | None = None,
+        cache_memory_size_mb: int | None = None,
+        encryption_key: str | bytes | None = None,
+        rebase: bool = True,
+        max_workers: int = 16,
+        multipart_threshold: int | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.max_ratio = validate_max_ratio(max_ratio) if max_ratio is not None else max_ratio_from_env()
+        if cache is None or isinstance(cache, str):
+            self.cache: ReferenceCache = make_cache(
+                cache or cache_backend_from_env(),
+                memory_size_mb=cache_memory_size_mb or cache_memory_mb_from_env(),
+                encryption_key=encryption_key or encryption_key_from_env(),
+            )
+        else:
+            self.cache = cache
+        self.codec: Codec = codec or default_codec()
+        exts = DEFAULT_DELTA_EXTENSIONS if delta_extensions is None else delta_extensions
+        self.delta_extensions = normalise_extensions(exts)
+        self.rebase = rebase
+        self.max_workers = max_workers
+        self.s3 = (
+            S3(s3_client) if multipart_threshold is None else S3(s3_client, multipart_threshold=multipart_threshold)
+        )
+        self.refs = References(self.s3, self.cache, TOOL)
+        self.log = logger or logging.getLogger("deltaglider_core")
+        self._work = Path(tempfile.mkdtemp(prefix="deltaglider-work-"))
+        os.chmod(self._work, 0o700)
+        atexit.register(shutil.rmtree, self._work, True)
+
+    # ------------------------------------------------------------------ writes
+    def put(self, path: str | os.PathLike[str], bucket: str, key: str, *, max_ratio: float | None = None) -> PutResult:
+        """Upload a local file as logical object ``key``: reference, delta or direct, as the policy says."""
+        loc = validate_logical_key(bucket, key)
+        source = _readable_file(path)
+        limit = validate_max_ratio(max_ratio) if max_ratio is not None else self.max_ratio
+        self.s3.ensure_bucket(bucket)
+        digest = digest_file(source)
+        if not is_delta_eligible(loc.name, self.delta_extensions):
+            result = self._put_direct(source, loc, digest)
+        else:
+            with scratch_dir(self._work) as scratch:
+                result = self._put_archive(source, loc, digest, limit, Path(scratch))
+        self.log.info(
+            "put s3://%s/%s kind=%s original=%d stored=%d ratio=%.4f",
+            bucket, result.stored_key, result.kind, result.original_size, result.stored_size, result.ratio,
+        )  # fmt: skip
+        return result
+
+    def _put_archive(self, source: Path, loc: Location, digest: FileDigest, limit: float, scratch: Path) -> PutResult:
+        base = self.refs.current(loc)
+        if base is None:
+            created = self.refs.create(loc, 0, source, digest)
+            if created is not None:
+                return self._put_zero_diff(source, loc, digest, created, scratch, rebased=False)
+            base = self._require_base(loc)  # lost the race: encode against the winner's reference
+        reference = scratch / "reference"
+        delta = scratch / "delta"
+        self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
+        cmd = self.codec.encode(reference, source, delta)
+        delta_size = delta.stat().st_size
+        if delta_is_poor(delta_size, digest.size, limit):
+            self.log.info(
+                "delta for s3://%s/%s is %.1f%% of the file (max_ratio %.2f): storing it directly",
+                loc.bucket, loc.key, 100 * delta_size / digest.size, limit,
+            )  # fmt: skip
+            return self._put_direct(source, loc, digest, delta_ratio=delta_size / digest.size, replaces_delta=True)
+        if self.rebase and should_rebase(self.refs.history(loc, base), delta_size, digest.size):
+            fresh = self.refs.create(loc, base.generation + 1, source, digest)
+            if fresh is not None:
+                return self._put_zero_diff(source, loc, digest, fresh, scratch, rebased=True)
+            base = self._require_base(loc)
+            self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
+            cmd = self.codec.encode(reference, source, delta)
+        return self._store_delta(source, loc, digest, base, reference, delta, cmd, note=None)
+
+    def _require_base(self, loc: Location) -> Base:
+        base = self.refs.current(loc)
+        if base is None:
+            raise NotFound(
+                f"Reference for s3://{loc.bucket}/{loc.children_prefix} disappeared during the upload of "
+                f"{loc.name} (deleted concurrently?). Retry the upload."
+            )
+        return base
+
+    def _put_zero_diff(
+        self, source: Path, loc: Location, digest: FileDigest, base: Base, scratch: Path, *, rebased: bool
+    ) -> PutResult:
+        delta = scratch / "delta"
+        cmd = self.codec.encode(source, source, delta)
+        result = self._store_delta(source, loc, digest, base, source, delta, cmd, note=ZERO_DIFF_NOTE)
+        return replace(
+            result,
+            kind="reference",
+            stored_size=result.stored_size + digest.size,
+            reference_created=True,
+            rebased=rebased,
+        )
+
+    def _store_delta(
+        self,
+        source: Path,
+        loc: Location,
+        digest: FileDigest,
+        base: Base,
+        reference: Path,
+        delta: Path,
+        cmd: str,
+        note: str | None,
+    ) -> PutResult:
+        delta_size = delta.stat().st_size
+        meta = delta_metadata(
+            TOOL,
+            original_name=loc.name,
+            sha256=digest.sha256,
+            size=digest.size,
+            md5=digest.md5,
+            ref_key=base.key,
+            ref_sha256=base.sha256,
+            delta_size=delta_size,
+            delta_cmd=f"{cmd} -s {base.key.rpartition('/')[2]} {loc.name} {loc.name}.delta",
+            note=note,
+        )
+        self.s3.upload(delta, loc.bucket, loc.delta_key, meta)
+        self.s3.delete(loc.bucket, loc.key)  # an older direct copy of the same logical key
+        if self.refs.restore(loc.bucket, base.key, reference, base.sha256, base.source_name):
+            self.log.warning("reference s3://%s/%s vanished during the upload and was restored", loc.bucket, base.key)
+        return PutResult(
+            bucket=loc.bucket,
+            key=loc.key,
+            stored_key=loc.delta_key,
+            kind="delta",
+            original_size=digest.size,
+            stored_size=delta_size,
+            sha256=digest.sha256,
+            ref_key=base.key,
+            delta_ratio=delta_size / digest.size if digest.size else 0.0,
+        )
+
+    def _put_direct(
+        self,
+        source: Path,
+        loc: Location,
+        digest: FileDigest,
+        *,
+        delta_ratio: float | None = None,
+        replaces_delta: bool = False,
+    ) -> PutResult:
+        meta = direct_metadata(TOOL, original_name=loc.name, sha256=digest.sha256, size=digest.size, md5=digest.md5)
+        self.s3.upload(source, loc.bucket, loc.key, meta)
+        if replaces_delta:
+            self.s3.delete(loc.bucket, loc.delta_key)
+        return PutResult(
+            bucket=loc.bucket,
+            key=loc.key,
+            stored_key=loc.key,
+            kind="direct",
+            original_size=digest.size,
+            stored_size=digest.size,
+            sha256=digest.sha256,
+            delta_ratio=delta_ratio,
+        )
+
+    # ------------------------------------------------------------------ reads
+    def get(self, bucket: str, key: str, dest: str | os.PathLike[str]) -> GetResult:
+        """Download ``key`` to ``dest`` (a file path, or an existing directory), verified by SHA-256.
+
+        The bytes are written to a temporary file beside the destination and renamed into place only
+        after verification, so a failed read never leaves a partial or wrong file behind.
+        """
+        loc = validate_logical_key(bucket, key)
+        target = _destination(Path(dest), loc.name)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".dg-part", dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            result = self._read_into(loc, tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return replace(result, path=str(target))
+
+    def verify(self, bucket: str, key: str) -> GetResult:
+        """Reconstruct ``key`` in a scratch directory and check its SHA-256; nothing is kept."""
+        loc = validate_logical_key(bucket, key)
+        with scratch_dir(self._work) as scratch:
+            return self._read_into(loc, Path(scratch) / "verify")
+
+    def _read_into(self, loc: Location, out: Path) -> GetResult:
+        with scratch_dir(self._work) as scratch_name:
+            scratch = Path(scratch_name)
+            delta = scratch / "delta"
+            try:
+                head = self.s3.download(loc.bucket, loc.delta_key, delta)
+            except BucketNotFound:
+                raise
+            except NotFound:
+                return self._read_as_is(loc, out)
+            meta = head.metadata
+            ref_key = meta_get(meta, "ref-key") or loc.reference_key
+            expected = meta_get(meta, "file-sha256")
+            reference = scratch / "reference"
+            self.refs.materialise(loc.bucket, ref_key, meta_get(meta, "ref-sha256"), reference)
+            try:
+                self.codec.decode(reference, delta, out)
+            except CodecError as exc:
+                raise IntegrityError(
+                    f"s3://{loc.bucket}/{loc.delta_key} cannot be decoded against s3://{loc.bucket}/{ref_key}: "
+                    "the delta is corrupt or belongs to another reference. Re-upload the file."
+                ) from exc
+            actual = sha256_file(out)
+            _check_hash(loc, loc.delta_key, expected, actual)
+            return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), out.stat().st_size, actual, True)
+
+    def _read_as_is(self, loc: Location, out: Path) -> GetResult:
+        sha = hashlib.sha256()
+        try:
+            head = self.s3.download(loc.bucket, loc.key, out, on_chunk=sha.update)
+        except BucketNotFound:
+            raise
+        except NotFound as exc:
+            raise NotFound(
+                f"s3://{loc.bucket}/{loc.key} does not exist (neither as a delta nor as a plain object): "
+                "check the key and list the prefix."
+            ) from exc
+        expected = meta_get(head.metadata, "file-sha256")
+        actual = sha.hexdigest()
+        _check_hash(loc, loc.key, expected, actual)
+        kind: Kind = "direct" if expected else "regular"
+        return GetResult(loc.bucket, loc.key, loc.key, kind, str(out), head.size, actual, expected is not None)
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        """Metadata of logical object ``key``, whichever way it is stored."""
+        loc = validate_logical_key(bucket, key)
+        for stored in (loc.delta_key, loc.key):
+            found = self.s3.head(bucket, stored)
+            if found is not None:
+                return info_from_head(bucket, key, found)
+        self.s3.ensure_bucket(bucket)
+        raise NotFound(f"s3://{bucket}/{key} does not exist: check the key and list the prefix.")
+
+    def list(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        recursive: bool = True,
+        with_metadata: bool = True,
+        start_after: str | None = None,
+    ) -> Iterator[ObjectInfo]:
+        """Logical objects under ``prefix`` in key order. See :mod:`deltaglider_core.listing`."""
+        validate_bucket(bucket)
+        self.s3.ensure_bucket(bucket)
+        return iter_objects(
+            self.s3,
+            bucket,
+            prefix,
+            recursive=recursive,
+            with_metadata=with_metadata,
+            start_after=start_after,
+            max_workers=self.max_workers,
+        )
+
+    # ------------------------------------------------------------------ delete
+    def delete(self, bucket: str, key: str) -> DeleteResult:
+        """Delete logical object ``key``; its reference goes too once no other delta points at it."""
+        info = self.head(bucket, key)
+        self.s3.delete(bucket, info.stored_key)
+        reference_deleted = False
+        deleted = [info.stored_key]
+        if info.kind == "delta":
+            loc = Location(bucket, key)
+            ref_key = info.ref_key or loc.reference_key
+            if not self._reference_in_use(loc, ref_key):
+                self.s3.delete(bucket, ref_key)
+                deleted.append(ref_key)
+                reference_deleted = True
+        return DeleteResult(bucket, key, tuple(deleted), reference_deleted)
+
+    def _reference_in_use(self, loc: Location, ref_key: str) -> bool:
+        """True if any delta of the deltaspace still names ``ref_key`` (under any metadata spelling)."""
+        for obj in iter_objects(self.s3, loc.bucket, loc.children_prefix, recursive=False):
+            if obj.kind == "delta" and (obj.ref_key or loc.reference_key) == ref_key:
+                return True
+        return False
+
+
+def _readable_file(path: str | os.PathLike[str]) -> Path:
+    source = Path(path)
+    if not source.is_file():
+        raise InvalidLocation(f"Local file {str(source)!r} does not exist or is not a regular file: check the path.")
+    if not os.access(source, os.R_OK):
+        raise InvalidLocation(f"Local file {str(source)!r} is not readable: check its permissions.")
+    return source
+
+
+def _destination(dest: Path, name: str) -> Path:
+    target = dest / name if dest.is_dir() else dest
+    if not target.parent.is_dir():
+        raise InvalidLocation(
+            f"Destination directory {str(target.parent)!r} does not exist: create it or choose another path."
+        )
+    return target
+
+
+def _check_hash(loc: Location, stored_key: str, expected: str | None, actual: str) -> None:
+    if expected is not None and expected != actual:
+        raise IntegrityError(
+            f"s3://{loc.bucket}/{stored_key} failed verification: SHA-256 of the reconstructed file is {actual}, "
+            f"expected {expected}. Nothing was written; the stored object or its reference is corrupt."
+        )
