@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+from deltaglider_core.codec import CodecError, default_codec, source_window
+
+PEER_XDELTA3 = Path(__file__).resolve().parents[1] / "peer" / "bin" / "xdelta3"
+
+
+def _pair(tmp_path: Path, size: int = 300_000) -> tuple[Path, Path]:
+    rng = random.Random(1)
+    base = rng.randbytes(size)
+    target = bytearray(base)
+    target[1000:1010] = b"CHANGED!!!"
+    target += rng.randbytes(5000)
+    a, b = tmp_path / "a.zip", tmp_path / "b.zip"
+    a.write_bytes(base)
+    b.write_bytes(bytes(target))
+    return a, b
+
+
+def test_roundtrip_is_byte_identical_and_small(tmp_path: Path) -> None:
+    a, b = _pair(tmp_path)
+    codec = default_codec()
+    cmd = codec.encode(a, b, tmp_path / "d")
+    assert cmd == "xdelta3 -e -9 -S none -B 1048576"
+    assert (tmp_path / "d").stat().st_size < 6_000
+    codec.decode(a, tmp_path / "d", tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == b.read_bytes()
+
+
+def test_output_is_vcdiff_that_stock_xdelta3_decodes(tmp_path: Path) -> None:
+    a, b = _pair(tmp_path)
+    default_codec().encode(a, b, tmp_path / "d")
+    assert (tmp_path / "d").read_bytes()[:3] == b"\xd6\xc3\xc4"  # VCDIFF magic
+    subprocess.run(
+        [str(PEER_XDELTA3), "-d", "-f", "-s", str(a), str(tmp_path / "d"), str(tmp_path / "cli-out")], check=True
+    )
+    assert (tmp_path / "cli-out").read_bytes() == b.read_bytes()
+
+
+def test_source_window_covers_the_reference() -> None:
+    assert source_window(10) == 1 << 20
+    assert source_window((64 << 20) + 1) == 128 << 20
+    assert source_window(10 << 30) == 1 << 31
+
+
+def test_window_finds_matches_beyond_64_mib(tmp_path: Path) -> None:
+    """A rotated 80 MiB file only delta-compresses if the window spans the whole reference."""
+    size = 80 << 20
+    a = tmp_path / "a.tar"
+    a.write_bytes(os.urandom(size))
+    b = tmp_path / "b.tar"
+    data = a.read_bytes()
+    b.write_bytes(data[size // 2 :] + data[: size // 2])
+    del data
+    codec = default_codec(level=1)
+    codec.encode(a, b, tmp_path / "d")
+    assert (tmp_path / "d").stat().st_size < size // 100
+    codec.decode(a, tmp_path / "d", tmp_path / "out")
+    assert (tmp_path / "out").stat().st_size == size
+    assert (tmp_path / "out").read_bytes() == b.read_bytes()
+
+
+def test_corrupt_delta_raises_codec_error(tmp_path: Path) -> None:
+    a, b = _pair(tmp_path)
+    codec = default_codec()
+    codec.encode(a, b, tmp_path / "d")
+    raw = bytearray((tmp_path / "d").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    raw = raw[: len(raw) - 7]
+    (tmp_path / "d").write_bytes(bytes(raw))
+    with pytest.raises(CodecError, match="decode of .* failed"):
+        codec.decode(a, tmp_path / "d", tmp_path / "out")

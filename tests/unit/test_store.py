@@ -1,0 +1,276 @@
+"""DeltaStore on moto: layout, metadata, reads, errors, listing, delete."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltaglider_core import (
+    BucketNotFound,
+    DeltaStore,
+    IntegrityError,
+    InvalidLocation,
+    NotFound,
+)
+from deltaglider_core.digest import digest_file
+from deltaglider_core.format import Location
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _meta(env: Any, key: str) -> dict[str, str]:
+    return env.client.head_object(Bucket=env.bucket, Key=key)["Metadata"]
+
+
+def _keys(env: Any) -> list[str]:
+    pages = env.client.get_paginator("list_objects_v2").paginate(Bucket=env.bucket)
+    return sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+
+
+@pytest.fixture
+def store(moto_s3: Any) -> DeltaStore:
+    return DeltaStore(moto_s3.client)
+
+
+def test_first_archive_becomes_reference_then_deltas(moto_s3: Any, store: DeltaStore, builds: Any) -> None:
+    v0, v1 = builds(0), builds(1)
+    first = store.put(v0, moto_s3.bucket, "rel/app-1.0.0.zip")
+    second = store.put(v1, moto_s3.bucket, "rel/app-1.0.1.zip")
+    assert _keys(moto_s3) == ["rel/app-1.0.0.zip.delta", "rel/app-1.0.1.zip.delta", "rel/reference.bin"]
+    assert first.kind == "reference" and first.reference_created
+    assert second.kind == "delta" and second.ref_key == "rel/reference.bin"
+    assert second.stored_size < v1.stat().st_size // 2
+    ref_meta = _meta(moto_s3, "rel/reference.bin")
+    assert ref_meta["dg-note"] == "reference"
+    assert ref_meta["dg-source-name"] == "app-1.0.0.zip"
+    assert ref_meta["dg-file-sha256"] == _sha(v0)
+    meta = _meta(moto_s3, "rel/app-1.0.1.zip.delta")
+    assert meta["dg-ref-key"] == "rel/reference.bin"
+    assert meta["dg-ref-sha256"] == _sha(v0)
+    assert meta["dg-file-sha256"] == _sha(v1) == second.sha256
+    assert meta["dg-file-size"] == str(v1.stat().st_size)
+    assert meta["dg-delta-size"] == str(second.stored_size)
+    assert meta["dg-md5"] == hashlib.md5(v1.read_bytes()).hexdigest()
+    assert meta["dg-original-name"] == "app-1.0.1.zip"
+    assert meta["dg-delta-cmd"].startswith("xdelta3 -e -9 -S none -B ")
+    assert meta["dg-delta-cmd"].endswith("-s reference.bin app-1.0.1.zip app-1.0.1.zip.delta")
+    assert meta["dg-tool"].startswith("deltaglider/")
+    assert meta["dg-format-version"] == "1"
+    assert _meta(moto_s3, "rel/app-1.0.0.zip.delta")["dg-note"] == "zero-diff (reference identical)"
+
+
+def test_reference_upload_accounts_for_the_reference_bytes(moto_s3: Any, store: DeltaStore, builds: Any) -> None:
+    v0 = builds(0)
+    res = store.put(v0, moto_s3.bucket, "rel/app-1.0.0.zip")
+    zero = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key="rel/app-1.0.0.zip.delta")["ContentLength"]
+    assert res.stored_size == v0.stat().st_size + zero
+    assert res.to_dict()["kind"] == "reference"
+
+
+def test_get_is_byte_identical_for_every_kind(moto_s3: Any, store: DeltaStore, builds: Any, tmp_path: Path) -> None:
+    v0, v1 = builds(0), builds(1)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("plain text\n" * 100)
+    store.put(v0, moto_s3.bucket, "rel/app-1.0.0.zip")
+    store.put(v1, moto_s3.bucket, "rel/app-1.0.1.zip")
+    direct = store.put(notes, moto_s3.bucket, "rel/notes.txt")
+    assert direct.kind == "direct" and direct.stored_key == "rel/notes.txt"
+    assert _meta(moto_s3, "rel/notes.txt")["dg-compression"] == "none"
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key="rel/other.bin", Body=b"foreign bytes")
+    out = tmp_path / "out"
+    out.mkdir()
+    for key, original, kind in [
+        ("rel/app-1.0.0.zip", v0, "delta"),
+        ("rel/app-1.0.1.zip", v1, "delta"),
+        ("rel/notes.txt", notes, "direct"),
+    ]:
+        res = store.get(moto_s3.bucket, key, out)
+        assert Path(res.path).read_bytes() == original.read_bytes()
+        assert res.kind == kind and res.verified and res.sha256 == _sha(original)
+    regular = store.get(moto_s3.bucket, "rel/other.bin", out / "x.bin")
+    assert (out / "x.bin").read_bytes() == b"foreign bytes"
+    assert regular.kind == "regular" and not regular.verified
+    assert sorted(p.name for p in out.iterdir()) == ["app-1.0.0.zip", "app-1.0.1.zip", "notes.txt", "x.bin"]
+
+
+def test_poor_delta_is_stored_directly_and_reference_untouched(
+    moto_s3: Any, store: DeltaStore, builds: Any, tmp_path: Path
+) -> None:
+    store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    ref_before = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key="rel/reference.bin")["ETag"]
+    unrelated = builds(0, seed=99, name="other")
+    res = store.put(unrelated, moto_s3.bucket, "rel/other-1.0.0.zip")
+    assert res.kind == "direct" and res.delta_ratio is not None and res.delta_ratio > 0.5
+    assert _keys(moto_s3) == ["rel/app-1.0.0.zip.delta", "rel/other-1.0.0.zip", "rel/reference.bin"]
+    assert moto_s3.client.head_object(Bucket=moto_s3.bucket, Key="rel/reference.bin")["ETag"] == ref_before
+    assert store.get(moto_s3.bucket, "rel/other-1.0.0.zip", tmp_path / "o.zip").sha256 == _sha(unrelated)
+
+
+def test_max_ratio_override_per_call(moto_s3: Any, store: DeltaStore, builds: Any) -> None:
+    store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    res = store.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip", max_ratio=0.0001)
+    assert res.kind == "direct"
+    with pytest.raises(Exception, match=r"max_ratio=1.5 is out of range"):
+        store.put(builds(2), moto_s3.bucket, "rel/app-1.0.2.zip", max_ratio=1.5)
+
+
+def test_reupload_replaces_other_representation(moto_s3: Any, store: DeltaStore, builds: Any) -> None:
+    store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    store.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip", max_ratio=0.0001)  # direct
+    store.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip")  # now a delta
+    assert _keys(moto_s3) == ["rel/app-1.0.0.zip.delta", "rel/app-1.0.1.zip.delta", "rel/reference.bin"]
+    assert [o.key for o in store.list(moto_s3.bucket)] == ["rel/app-1.0.0.zip", "rel/app-1.0.1.zip"]
+
+
+def test_missing_bucket_fails_clearly(moto_s3: Any, store: DeltaStore, builds: Any, tmp_path: Path) -> None:
+    with pytest.raises(BucketNotFound, match="Bucket 'no-such-bucket-x' does not exist"):
+        store.put(builds(0), "no-such-bucket-x", "a/app.zip")
+    with pytest.raises(BucketNotFound, match="no-such-bucket-x"):
+        store.get("no-such-bucket-x", "a/app.zip", tmp_path / "o.zip")
+    with pytest.raises(BucketNotFound):
+        list(store.list("no-such-bucket-x"))
+    assert not (tmp_path / "o.zip").exists()
+
+
+def test_missing_key_and_bad_local_paths(moto_s3: Any, store: DeltaStore, tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match=f"s3://{moto_s3.bucket}/a/none.zip does not exist"):
+        store.get(moto_s3.bucket, "a/none.zip", tmp_path / "o.zip")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InvalidLocation, match="does not exist or is not a regular file"):
+        store.put(tmp_path / "missing.zip", moto_s3.bucket, "a/x.zip")
+    with pytest.raises(InvalidLocation, match="reserved for delta references"):
+        store.put(tmp_path, moto_s3.bucket, "a/reference.bin")
+    with pytest.raises(InvalidLocation, match="Destination directory .* does not exist"):
+        store.get(moto_s3.bucket, "a/none.zip", tmp_path / "nodir" / "o.zip")
+
+
+def test_corrupt_delta_fails_and_leaves_nothing(moto_s3: Any, store: DeltaStore, builds: Any, tmp_path: Path) -> None:
+    store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    store.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip")
+    key = "rel/app-1.0.1.zip.delta"
+    obj = moto_s3.client.get_object(Bucket=moto_s3.bucket, Key=key)
+    body = bytearray(obj["Body"].read())
+    body[len(body) // 2] ^= 0xFF
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=key, Body=bytes(body), Metadata=obj["Metadata"])
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(IntegrityError, match=f"s3://{moto_s3.bucket}/{key}"):
+        store.get(moto_s3.bucket, "rel/app-1.0.1.zip", out)
+    assert list(out.iterdir()) == []
+
+
+def test_wrong_hash_fails_and_leaves_nothing(moto_s3: Any, store: DeltaStore, builds: Any, tmp_path: Path) -> None:
+    store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    store.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip")
+    key = "rel/app-1.0.1.zip.delta"
+    obj = moto_s3.client.get_object(Bucket=moto_s3.bucket, Key=key)
+    meta = {**obj["Metadata"], "dg-file-sha256": "0" * 64}
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=key, Body=obj["Body"].read(), Metadata=meta)
+    with pytest.raises(IntegrityError, match="failed verification.*expected 0000"):
+        store.get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "o.zip")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_and_corrupt_reference(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
+    writer = DeltaStore(moto_s3.client)
+    writer.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    writer.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip")
+    reader = DeltaStore(moto_s3.client)  # fresh cache: must fetch the reference from S3
+    ref = moto_s3.client.get_object(Bucket=moto_s3.bucket, Key="rel/reference.bin")
+    data, meta = bytearray(ref["Body"].read()), ref["Metadata"]
+    data[100] ^= 1
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key="rel/reference.bin", Body=bytes(data), Metadata=meta)
+    with pytest.raises(IntegrityError, match="Reference s3://.*/rel/reference.bin is corrupt"):
+        reader.get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "o.zip")
+    moto_s3.client.delete_object(Bucket=moto_s3.bucket, Key="rel/reference.bin")
+    with pytest.raises(NotFound, match="Reference s3://.*/rel/reference.bin is missing"):
+        reader.get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "o.zip")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tampered_cache_is_refetched(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
+    store = DeltaStore(moto_s3.client, cache="filesystem")
+    v1 = builds(1)
+    store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    store.put(v1, moto_s3.bucket, "rel/app-1.0.1.zip")
+    entries = list(store.cache.directory.glob("*.fernet"))  # type: ignore[attr-defined]
+    assert len(entries) == 1
+    entries[0].write_bytes(b"\x00\x00\x00\x05junk!")
+    res = store.get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "o.zip")
+    assert res.sha256 == _sha(v1)
+    assert entries[0].exists()  # re-fetched from S3 and cached again, valid
+
+
+def test_legacy_metadata_spellings_are_read(moto_s3: Any, store: DeltaStore, builds: Any, tmp_path: Path) -> None:
+    v0, v1 = builds(0), builds(1)
+    store.put(v0, moto_s3.bucket, "rel/app-1.0.0.zip")
+    store.put(v1, moto_s3.bucket, "rel/app-1.0.1.zip")
+    key = "rel/app-1.0.1.zip.delta"
+    obj = moto_s3.client.get_object(Bucket=moto_s3.bucket, Key=key)
+    legacy = {k.replace("dg-", "").replace("-", "_"): v for k, v in obj["Metadata"].items()}
+    assert "ref_key" in legacy and "file_sha256" in legacy
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=key, Body=obj["Body"].read(), Metadata=legacy)
+    fresh = DeltaStore(moto_s3.client)
+    assert fresh.get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "o.zip").sha256 == _sha(v1)
+    info = fresh.head(moto_s3.bucket, "rel/app-1.0.1.zip")
+    assert (info.kind, info.original_size, info.ref_key) == ("delta", v1.stat().st_size, "rel/reference.bin")
+    # delete of the other delta must still see this one's legacy ref_key and keep the reference
+    assert fresh.delete(moto_s3.bucket, "rel/app-1.0.0.zip").reference_deleted is False
+    assert "rel/reference.bin" in _keys(moto_s3)
+
+
+def test_listing_is_logical_and_truthful(moto_s3: Any, store: DeltaStore, builds: Any, tmp_path: Path) -> None:
+    v0, v1 = builds(0), builds(1)
+    store.put(v0, moto_s3.bucket, "rel/app-1.0.0.zip")
+    store.put(v1, moto_s3.bucket, "rel/app-1.0.1.zip")
+    (tmp_path / "n.txt").write_text("x" * 10)
+    store.put(tmp_path / "n.txt", moto_s3.bucket, "rel/sub/n.txt")
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=".deltaglider/stats.json", Body=b"{}")
+    listed = list(store.list(moto_s3.bucket))
+    assert [o.key for o in listed] == ["rel/app-1.0.0.zip", "rel/app-1.0.1.zip", "rel/sub/n.txt"]
+    assert [o.original_size for o in listed] == [v0.stat().st_size, v1.stat().st_size, 10]
+    assert [o.kind for o in listed] == ["delta", "delta", "direct"]
+    assert listed[1].sha256 == _sha(v1)
+    quick = list(store.list(moto_s3.bucket, "rel/", recursive=False, with_metadata=False))
+    assert [(o.key, o.original_size) for o in quick] == [("rel/app-1.0.0.zip", None), ("rel/app-1.0.1.zip", None)]
+
+
+def test_listing_paginates_without_loss_or_repeat(moto_s3: Any, store: DeltaStore) -> None:
+    for i in range(2150):
+        moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=f"logs/{i:05d}.log", Body=b"x")
+    keys = [o.key for o in store.list(moto_s3.bucket, "logs/", with_metadata=False)]
+    assert keys == [f"logs/{i:05d}.log" for i in range(2150)]
+
+
+def test_delete_removes_reference_only_with_last_delta(moto_s3: Any, store: DeltaStore, builds: Any) -> None:
+    store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    store.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip")
+    first = store.delete(moto_s3.bucket, "rel/app-1.0.0.zip")
+    assert first.deleted_keys == ("rel/app-1.0.0.zip.delta",) and not first.reference_deleted
+    last = store.delete(moto_s3.bucket, "rel/app-1.0.1.zip")
+    assert last.deleted_keys == ("rel/app-1.0.1.zip.delta", "rel/reference.bin") and last.reference_deleted
+    assert _keys(moto_s3) == []
+    with pytest.raises(NotFound):
+        store.delete(moto_s3.bucket, "rel/app-1.0.1.zip")
+
+
+def test_verify_checks_without_keeping_files(moto_s3: Any, store: DeltaStore, builds: Any) -> None:
+    v0 = builds(0)
+    store.put(v0, moto_s3.bucket, "rel/app-1.0.0.zip")
+    res = store.verify(moto_s3.bucket, "rel/app-1.0.0.zip")
+    assert res.verified and res.sha256 == _sha(v0)
+    assert not Path(res.path).exists()
+
+
+def test_reference_is_never_overwritten(moto_s3: Any, builds: Any) -> None:
+    """Two stores that both believe the prefix is empty: the second must not replace reference.bin."""
+    a, b = DeltaStore(moto_s3.client), DeltaStore(moto_s3.client)
+    a.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    etag = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key="rel/reference.bin")["ETag"]
+    loc = Location(moto_s3.bucket, "rel/app-1.0.1.zip")
+    assert b.refs.create(loc, 0, builds(1), digest_file(builds(1))) is None
+    assert moto_s3.client.head_object(Bucket=moto_s3.bucket, Key="rel/reference.bin")["ETag"] == etag
