@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+PEER_STAMP := .venv-peer/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test bench lint type venv clean
@@ -13,15 +14,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,bench]' tox
 	touch $(STAMP)
 
-venv: $(STAMP)
+# DeltaGlider 6.2.0, the test/benchmark peer, pins cryptography<45: it gets a venv of its own.
+$(PEER_STAMP): devtools/peer_requirements.txt
+	test -x .venv-peer/bin/python || $(PYTHON) -m venv .venv-peer
+	.venv-peer/bin/python -m pip install -q -r devtools/peer_requirements.txt
+	touch $(PEER_STAMP)
+
+venv: $(STAMP) $(PEER_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
 
-test: $(STAMP)
+test: $(STAMP) $(PEER_STAMP)
 	$(BIN)/tox
 
-bench: $(STAMP)
+bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)
@@ -31,4 +38,4 @@ type: $(STAMP)
 	$(BIN)/tox -e type
 
 clean:
-	rm -rf $(VENV) .tox .demo
+	rm -rf $(VENV) .venv-peer .tox .demo
