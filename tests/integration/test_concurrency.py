@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from deltaglider_core import DeltaStore
 
 pytestmark = pytest.mark.integration
@@ -36,14 +35,8 @@ def test_eight_parallel_first_uploads_lose_nothing(seaweed_s3: Any, builds: Any,
     files = [builds(v) for v in range(WRITERS)]
     ctx = mp.get_context("fork")
     barrier, out = ctx.Barrier(WRITERS), ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=_writer,
-            args=(seaweed_s3.endpoint_url, seaweed_s3.access_key, seaweed_s3.secret_key, seaweed_s3.bucket,
-                  str(f), barrier, out),
-        )  # fmt: skip
-        for f in files
-    ]
+    args = (seaweed_s3.endpoint_url, seaweed_s3.access_key, seaweed_s3.secret_key, seaweed_s3.bucket)
+    procs = [ctx.Process(target=_writer, args=(*args, str(f), barrier, out)) for f in files]
     for p in procs:
         p.start()
     results = [out.get(timeout=120) for _ in procs]

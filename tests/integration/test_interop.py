@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from deltaglider_core import DeltaStore
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,123 @@
+"""Turn an Airflow connection (type ``deltaglider`` or ``aws``) into client settings. No I/O here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+CHECK_MODES = ("warn", "fail", "off")
+CACHE_BACKENDS = ("filesystem", "memory")
+
+
+class ConnectionLike(Protocol):
+    conn_id: str
+    login: str | None
+    password: str | None
+    host: str | None
+
+    @property
+    def extra_dejson(self) -> dict[str, Any]: ...
+
+
+class SettingsError(ValueError):
+    """A connection field has a value the hook cannot use."""
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    conn_id: str
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    max_ratio: float | None = None
+    cache_backend: str | None = None
+    cache_memory_size_mb: int | None = None
+    ec2_region_check: str = "warn"
+    client_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def region_explicit(self) -> bool:
+        return self.region_name is not None
+
+
+def _first(extra: Mapping[str, Any], *names: str) -> Any:
+    for name in names:
+        value = extra.get(name)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _number(conn_id: str, name: str, value: Any, kind: type) -> Any:
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"Connection {conn_id!r}: extra {name}={value!r} is not a valid {kind.__name__}.") from exc
+
+
+def _client_config(conn_id: str, extra: Mapping[str, Any], custom_endpoint: bool) -> dict[str, Any]:
+    raw = extra.get("config_kwargs") or {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"Connection {conn_id!r}: extra config_kwargs is not valid JSON.") from exc
+    if not isinstance(raw, dict):
+        raise SettingsError(f"Connection {conn_id!r}: extra config_kwargs must be a JSON object.")
+    config: dict[str, Any] = dict(raw)
+    retries = _number(conn_id, "retries", extra.get("retries"), int)
+    if retries is not None:
+        config.setdefault("retries", {"max_attempts": retries, "mode": "standard"})
+    config.setdefault("retries", {"max_attempts": 5, "mode": "standard"})
+    pool = _number(conn_id, "max_pool_connections", extra.get("max_pool_connections"), int)
+    config.setdefault("max_pool_connections", pool or 32)
+    for name in ("connect_timeout", "read_timeout"):
+        value = _number(conn_id, name, extra.get(name), float)
+        if value is not None:
+            config.setdefault(name, value)
+    if custom_endpoint:
+        # boto3 >= 1.36 sends CRC checksums that several S3-compatible stores reject.
+        config.setdefault("request_checksum_calculation", "when_required")
+        config.setdefault("response_checksum_validation", "when_required")
+    return config
+
+
+def settings_from_connection(
+    conn: ConnectionLike, *, region_name: str | None = None, endpoint_url: str | None = None
+) -> ConnectionSettings:
+    """Read a connection, accepting the Amazon provider's extra names too."""
+    extra = conn.extra_dejson or {}
+    host = conn.host if conn.host and conn.host.startswith(("http://", "https://")) else None
+    endpoint = endpoint_url or _first(extra, "endpoint_url", "host") or host
+    if endpoint is not None and not str(endpoint).startswith(("http://", "https://")):
+        raise SettingsError(
+            f"Connection {conn.conn_id!r}: endpoint_url {endpoint!r} must start with http:// or https://."
+        )
+    check = str(_first(extra, "ec2_region_check") or "warn").lower()
+    if check not in CHECK_MODES:
+        raise SettingsError(f"Connection {conn.conn_id!r}: ec2_region_check={check!r}; use one of {CHECK_MODES}.")
+    backend = _first(extra, "cache_backend")
+    if backend is not None and backend not in CACHE_BACKENDS:
+        raise SettingsError(f"Connection {conn.conn_id!r}: cache_backend={backend!r}; use one of {CACHE_BACKENDS}.")
+    max_ratio = _number(conn.conn_id, "max_ratio", _first(extra, "max_ratio"), float)
+    if max_ratio is not None and not 0 < max_ratio <= 1:
+        raise SettingsError(f"Connection {conn.conn_id!r}: max_ratio={max_ratio} must be in (0, 1].")
+    return ConnectionSettings(
+        conn_id=conn.conn_id,
+        access_key_id=conn.login or _first(extra, "aws_access_key_id"),
+        secret_access_key=conn.password or _first(extra, "aws_secret_access_key"),
+        session_token=_first(extra, "aws_session_token"),
+        endpoint_url=endpoint,
+        region_name=region_name or _first(extra, "region_name", "region"),
+        max_ratio=max_ratio,
+        cache_backend=backend,
+        cache_memory_size_mb=_number(conn.conn_id, "cache_memory_size_mb", _first(extra, "cache_memory_size_mb"), int),
+        ec2_region_check=check,
+        client_config=_client_config(conn.conn_id, extra, endpoint is not None),
+    )
