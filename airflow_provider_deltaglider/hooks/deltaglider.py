@@ -117,7 +117,7 @@ class DeltaGliderHook(BaseHook):
             region_explicit=s.region_explicit,
             endpoint_url=s.endpoint_url,
             bucket_region=bucket_region,
-            mode=check,
+            mode=check,  # type: ignore[arg-type]  # validated by settings_from_connection
         )
         line = "DeltaGlider preflight: verdict=%s on_ec2=%s instance_region=%s az=%s s3_region=%s bucket_region=%s: %s"
         args = (

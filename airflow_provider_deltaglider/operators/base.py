@@ -1,0 +1,58 @@
+"""The base of every DeltaGlider operator: connection id, EC2 preflight in pre_execute, the hook."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from deltaglider_core.ec2 import PreflightResult
+from deltaglider_core.format import parse_s3_url
+
+from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix); a clear error for anything else."""
+    return parse_s3_url(url)
+
+
+class DeltaGliderBaseOperator(BaseOperator):
+    """Holds ``deltaglider_conn_id``, builds the hook, and runs the EC2 region check before any transfer.
+
+    :param deltaglider_conn_id: Airflow connection (type ``deltaglider`` or ``aws``).
+    :param region_name: overrides the connection's region.
+    :param endpoint_url: overrides the connection's endpoint URL.
+    :param ec2_region_check: ``warn`` | ``fail`` | ``off``; default from the connection (``warn``).
+    """
+
+    template_fields: Sequence[str] = ("deltaglider_conn_id",)
+    ui_color = "#d5ecf5"
+
+    def __init__(
+        self,
+        *,
+        deltaglider_conn_id: str = DeltaGliderHook.default_conn_name,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        ec2_region_check: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.deltaglider_conn_id = deltaglider_conn_id
+        self.region_name = region_name
+        self.endpoint_url = endpoint_url
+        self.ec2_region_check = ec2_region_check
+        self.preflight_result: PreflightResult | None = None
+
+    @cached_property
+    def hook(self) -> DeltaGliderHook:
+        return DeltaGliderHook(self.deltaglider_conn_id, region_name=self.region_name, endpoint_url=self.endpoint_url)
+
+    def preflight_bucket(self) -> str | None:
+        """The bucket data will move to or from (validated here, before any transfer)."""
+        return None
+
+    def pre_execute(self, context: Any) -> None:
+        self.preflight_result = self.hook.preflight(self.preflight_bucket(), mode=self.ec2_region_check)

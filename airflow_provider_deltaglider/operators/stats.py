@@ -1,0 +1,49 @@
+"""DeltaGliderStatsOperator: exact storage figures for a bucket or prefix, as a table, JSON and HTML."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from deltaglider_core.report import render_table, write_reports
+from deltaglider_core.stats import compute_stats
+
+from .base import DeltaGliderBaseOperator, split_url
+
+
+class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
+    """Storage statistics: logical objects, delta/direct/regular counts, original and stored bytes (references
+    included), savings, per-deltaspace breakdown and orphaned references. A figure that cannot be known
+    exactly (quick mode: a delta's original size) is ``null``, never a guess.
+
+    :param location: ``bucket`` or ``s3://bucket/prefix/``. Templated.
+    :param detailed: HEAD every object (bounded parallelism) for exact originals and kinds (default True).
+    :param report_path: write ``<report_path>.json`` and ``<report_path>.html``. Templated.
+
+    Returns ``BucketStats.to_dict()`` plus ``"reports": {"json", "html"}`` when written.
+    """
+
+    template_fields: Sequence[str] = ("location", "report_path", "deltaglider_conn_id")
+
+    def __init__(self, *, location: str, detailed: bool = True, report_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.location = location
+        self.detailed = detailed
+        self.report_path = report_path
+
+    def _split(self) -> tuple[str, str]:
+        return split_url(self.location if self.location.startswith("s3://") else f"s3://{self.location}")
+
+    def preflight_bucket(self) -> str | None:
+        return self._split()[0]
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        bucket, prefix = self._split()
+        store = self.hook.get_store()
+        stats = compute_stats(store.s3, bucket, prefix, detailed=self.detailed, max_workers=store.max_workers)
+        self.log.info("DeltaGlider storage stats\n%s", render_table(stats))
+        result = stats.to_dict()
+        if self.report_path:
+            result["reports"] = write_reports(stats, self.report_path)
+            self.log.info("reports written: %s", result["reports"])
+        return result

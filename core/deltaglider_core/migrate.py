@@ -1,0 +1,217 @@
+"""S3 -> S3 migration into delta storage: resumable, sharded, parallel, never touching the source.
+
+Archives of one destination deltaspace form one job, uploaded in key order by one worker, so they share
+a reference and always land in the same shard; other objects are jobs of their own (sharded by key).
+Jobs run on a bounded thread pool, each object streamed through a temp file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DeltaGliderError
+from .format import DELTA_SUFFIX, Location, meta_get
+from .policy import is_delta_eligible
+from .progress import LogLike, Progress
+from .s3 import S3, Listed
+from .selection import selected, shard_of
+from .store import DeltaStore
+
+MAX_LISTED_FAILURES = 20
+
+
+@dataclass(frozen=True)
+class MigrationFailure:
+    key: str
+    error: str
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    source: str
+    dest: str
+    shard: str
+    dry_run: bool
+    scanned: int
+    selected: int
+    migrated: int
+    skipped: int
+    failed: int
+    bytes_in: int
+    bytes_stored: int
+    saved_ratio: float | None
+    duration_s: float
+    objects_per_s: float
+    failures: tuple[MigrationFailure, ...] = ()
+    planned: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def failure_summary(self) -> str:
+        shown = "; ".join(f"{f.key}: {f.error}" for f in self.failures[:MAX_LISTED_FAILURES])
+        more = self.failed - min(self.failed, MAX_LISTED_FAILURES)
+        return f"{self.failed} object(s) failed to migrate: {shown}" + (f"; and {more} more" if more else "")
+
+
+def dest_key_for(source_key: str, source_prefix: str, dest_prefix: str, preserve_prefix: bool) -> str:
+    """``s3://src/a/b/`` -> ``s3://dst/x/``: ``a/b/k`` becomes ``x/b/k`` (or ``x/k`` without preserve)."""
+    root = source_prefix if not source_prefix or source_prefix.endswith("/") else source_prefix + "/"
+    relative = source_key[len(root) :]
+    dest_root = dest_prefix if not dest_prefix or dest_prefix.endswith("/") else dest_prefix + "/"
+    kept = root.rstrip("/").rpartition("/")[2] if preserve_prefix and root else ""
+    return f"{dest_root}{kept}/{relative}" if kept else f"{dest_root}{relative}"
+
+
+@dataclass
+class _Tally:
+    """Counters shared by the worker threads."""
+
+    migrated: int = 0
+    skipped: int = 0
+    bytes_in: int = 0
+    bytes_stored: int = 0
+    failures: list[MigrationFailure] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, *, migrated: int = 0, skipped: int = 0, bytes_in: int = 0, bytes_stored: int = 0) -> None:
+        with self.lock:
+            self.migrated += migrated
+            self.skipped += skipped
+            self.bytes_in += bytes_in
+            self.bytes_stored += bytes_stored
+
+    def fail(self, failure: MigrationFailure) -> None:
+        with self.lock:
+            self.failures.append(failure)
+
+
+class Migration:
+    """One migration run; see :func:`migrate`."""
+
+    def __init__(
+        self,
+        store: DeltaStore,
+        source_client: Any,
+        source_bucket: str,
+        source_prefix: str,
+        dest_bucket: str,
+        dest_prefix: str,
+        *,
+        preserve_prefix: bool = True,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        max_ratio: float | None = None,
+        shard: tuple[int, int] = (0, 1),
+        max_workers: int = 8,
+        logger: LogLike | None = None,
+    ) -> None:
+        self.store = store
+        self.source = S3(source_client)
+        self.src = (source_bucket, source_prefix)
+        self.dst = (dest_bucket, dest_prefix)
+        self.preserve_prefix = preserve_prefix
+        self.include, self.exclude = include, exclude
+        self.max_ratio = max_ratio
+        self.shard = shard
+        self.max_workers = max_workers
+        self.log: LogLike = logger or logging.getLogger("deltaglider_core.migrate")
+
+    def plan(self) -> tuple[int, list[list[tuple[Listed, str]]]]:
+        """(objects scanned, jobs of (source object, destination key)) for this shard."""
+        bucket, prefix = self.src
+        root = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        groups: dict[str, list[tuple[Listed, str]]] = {}
+        scanned = 0
+        for page in self.source.pages(bucket, root):
+            for obj in page.objects:
+                scanned += 1
+                if obj.key.endswith("/") or not selected(obj.key[len(root) :], self.include, self.exclude):
+                    continue
+                dest_key = dest_key_for(obj.key, root, self.dst[1], self.preserve_prefix)
+                archive = is_delta_eligible(dest_key, self.store.delta_extensions)
+                group = "space:" + Location(self.dst[0], dest_key).prefix if archive else "key:" + dest_key
+                if shard_of(group, self.shard[1]) == self.shard[0]:
+                    groups.setdefault(group, []).append((obj, dest_key))
+        return scanned, [sorted(v, key=lambda item: item[1]) for _, v in sorted(groups.items())]
+
+    def _already_there(self, obj: Listed, dest_key: str) -> bool:
+        bucket = self.dst[0]
+        for stored in (dest_key + DELTA_SUFFIX, dest_key):
+            head = self.store.s3.head(bucket, stored)
+            if head is None:
+                continue
+            size = meta_get(head.metadata, "file-size")
+            original = int(size) if size and size.isdigit() else (None if stored != dest_key else head.size)
+            md5 = meta_get(head.metadata, "md5")
+            etag = obj.etag.strip('"')
+            same_md5 = md5 is None or "-" in etag or md5 == etag
+            return original == obj.size and same_md5
+        return False
+
+    def _run_job(self, job: list[tuple[Listed, str]], scratch: Path, tally: _Tally, progress: Progress) -> None:
+        for obj, dest_key in job:
+            try:
+                if self._already_there(obj, dest_key):
+                    tally.add(skipped=1)
+                else:
+                    fd, name = tempfile.mkstemp(prefix="obj-", dir=scratch)
+                    os.close(fd)
+                    local = Path(name)
+                    try:
+                        self.source.download(self.src[0], obj.key, local)
+                        result = self.store.put(local, self.dst[0], dest_key, max_ratio=self.max_ratio)
+                    finally:
+                        local.unlink(missing_ok=True)
+                    tally.add(migrated=1, bytes_in=result.original_size, bytes_stored=result.stored_size)
+            except (DeltaGliderError, OSError) as exc:
+                tally.fail(MigrationFailure(obj.key, str(exc)))
+                self.log.error("migrate s3://%s/%s failed: %s", self.src[0], obj.key, exc)
+            progress.advance(1, obj.size)
+
+    def run(self, *, dry_run: bool = False) -> MigrationReport:
+        started = time.monotonic()
+        self.source.ensure_bucket(self.src[0])
+        self.store.s3.ensure_bucket(self.dst[0])
+        scanned, jobs = self.plan()
+        chosen = [item for job in jobs for item in job]
+        tally = _Tally()
+        if not dry_run:
+            total_bytes = sum(obj.size for obj, _ in chosen)
+            progress = Progress("migrate", len(chosen), total_bytes, self.log)
+            with (
+                tempfile.TemporaryDirectory(prefix="dg-migrate-") as scratch,
+                ThreadPoolExecutor(max_workers=self.max_workers) as pool,
+            ):
+                for future in [pool.submit(self._run_job, job, Path(scratch), tally, progress) for job in jobs]:
+                    future.result()
+            progress.finish()
+        duration = time.monotonic() - started
+        saved = (tally.bytes_in - tally.bytes_stored) / tally.bytes_in if tally.bytes_in else None
+        return MigrationReport(
+            source=f"s3://{self.src[0]}/{self.src[1]}",
+            dest=f"s3://{self.dst[0]}/{self.dst[1]}",
+            shard=f"{self.shard[0]}/{self.shard[1]}",
+            dry_run=dry_run,
+            scanned=scanned,
+            selected=len(chosen),
+            migrated=tally.migrated,
+            skipped=tally.skipped,
+            failed=len(tally.failures),
+            bytes_in=tally.bytes_in,
+            bytes_stored=tally.bytes_stored,
+            saved_ratio=round(saved, 6) if saved is not None else None,
+            duration_s=round(duration, 3),
+            objects_per_s=round((tally.migrated + tally.skipped) / duration, 2) if duration > 0 else 0.0,
+            failures=tuple(sorted(tally.failures, key=lambda f: f.key)),
+            planned=tuple(dest for _, dest in chosen) if dry_run else (),
+        )

@@ -1,0 +1,183 @@
+"""Directory <-> prefix sync: transfer only what changed, optionally mirror deletions.
+
+Changed means: missing on the other side, a different size, a different SHA-256 where the stored
+metadata has one, or else a newer modification time. Downloads never write outside the destination
+directory; uploads do not follow symlinks that leave the source directory.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .digest import sha256_file
+from .errors import DeltaGliderError, InvalidLocation
+from .models import ObjectInfo
+from .paths import UnsafeKey, inside, safe_local_path
+from .progress import LogLike, Progress
+from .selection import selected
+from .store import DeltaStore
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    direction: str
+    source: str
+    dest: str
+    dry_run: bool
+    transferred: tuple[str, ...]
+    deleted: tuple[str, ...]
+    unchanged: int
+    refused: tuple[str, ...]
+    bytes_transferred: int
+    duration_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(transferred_count=len(self.transferred), deleted_count=len(self.deleted))
+        return out
+
+
+def _prefix_root(prefix: str) -> str:
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+def local_files(root: Path, log: LogLike) -> Iterator[tuple[str, Path]]:
+    """(relative posix path, path) of regular files under ``root``; symlinks leaving it are skipped."""
+    for dirpath, _dirs, files in os.walk(root, followlinks=False):
+        for name in sorted(files):
+            path = Path(dirpath) / name
+            if path.is_symlink() and not inside(root, path):
+                log.warning("skipping %s: symlink to %s leaves %s", path, os.path.realpath(path), root)
+                continue
+            if path.is_file():
+                yield path.relative_to(root).as_posix(), path
+
+
+def _differs(local: Path, remote: ObjectInfo, remote_is_newer: bool) -> bool:
+    """True when the two copies differ: size, then SHA-256 if recorded, else modification time."""
+    stat = local.stat()
+    if remote.original_size is not None and remote.original_size != stat.st_size:
+        return True
+    if remote.sha256 is not None:
+        return sha256_file(local) != remote.sha256
+    if remote.last_modified is None:
+        return True
+    local_time = _dt.datetime.fromtimestamp(stat.st_mtime, _dt.timezone.utc)
+    return remote.last_modified > local_time if remote_is_newer else local_time > remote.last_modified
+
+
+def sync_up(
+    store: DeltaStore,
+    local_dir: str | os.PathLike[str],
+    bucket: str,
+    prefix: str,
+    *,
+    delete: bool = False,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    dry_run: bool = False,
+    max_ratio: float | None = None,
+    logger: LogLike | None = None,
+) -> SyncReport:
+    log = logger or logging.getLogger("deltaglider_core.sync")
+    started = time.monotonic()
+    root = Path(local_dir)
+    if not root.is_dir():
+        raise InvalidLocation(f"Sync source {str(root)!r} is not a directory: check the path.")
+    base = _prefix_root(prefix)
+    remote = {o.key[len(base) :]: o for o in store.list(bucket, base)}
+    local = {rel: path for rel, path in local_files(root, log) if selected(rel, include, exclude)}
+    todo = [rel for rel, path in local.items() if rel not in remote or _differs(path, remote[rel], False)]
+    gone = sorted(rel for rel in remote if rel not in local and selected(rel, include, exclude)) if delete else []
+    sent = 0
+    if not dry_run:
+        progress = Progress("sync up", len(todo), sum(local[r].stat().st_size for r in todo), log)
+        for rel in todo:
+            result = store.put(local[rel], bucket, base + rel, max_ratio=max_ratio)
+            sent += result.original_size
+            progress.advance(1, result.original_size)
+        for rel in gone:
+            store.delete(bucket, base + rel)
+        progress.finish()
+    return SyncReport(
+        direction="upload",
+        source=str(root),
+        dest=f"s3://{bucket}/{base}",
+        dry_run=dry_run,
+        transferred=tuple(base + r for r in todo),
+        deleted=tuple(base + r for r in gone),
+        unchanged=len(local) - len(todo),
+        refused=(),
+        bytes_transferred=sent,
+        duration_s=round(time.monotonic() - started, 3),
+    )
+
+
+def sync_down(
+    store: DeltaStore,
+    bucket: str,
+    prefix: str,
+    local_dir: str | os.PathLike[str],
+    *,
+    delete: bool = False,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    dry_run: bool = False,
+    logger: LogLike | None = None,
+) -> SyncReport:
+    log = logger or logging.getLogger("deltaglider_core.sync")
+    started = time.monotonic()
+    root = Path(local_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    base = _prefix_root(prefix)
+    refused: list[str] = []
+    wanted: dict[str, tuple[ObjectInfo, Path]] = {}
+    for obj in store.list(bucket, base):
+        rel = obj.key[len(base) :]
+        if not selected(rel, include, exclude):
+            continue
+        try:
+            wanted[rel] = (obj, safe_local_path(root, rel, bucket=bucket, key=obj.key))
+        except UnsafeKey as exc:
+            log.error("%s", exc)
+            refused.append(f"{obj.key}: {exc}")
+    todo = [rel for rel, (obj, path) in wanted.items() if not path.exists() or _differs(path, obj, True)]
+    present = {rel for rel, _ in local_files(root, log)}
+    gone = sorted(r for r in present if r not in wanted and selected(r, include, exclude)) if delete else []
+    received = 0
+    if not dry_run:
+        progress = Progress("sync down", len(todo), None, log)
+        for rel in todo:
+            obj, path = wanted[rel]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                result = store.get(bucket, obj.key, path)
+            except DeltaGliderError as exc:
+                raise type(exc)(f"sync of s3://{bucket}/{obj.key} to {path} failed: {exc}") from exc
+            if obj.last_modified is not None:
+                stamp = obj.last_modified.timestamp()
+                os.utime(path, (stamp, stamp))
+            received += result.size
+            progress.advance(1, result.size)
+        for rel in gone:
+            (root / rel).unlink()
+        progress.finish()
+    return SyncReport(
+        direction="download",
+        source=f"s3://{bucket}/{base}",
+        dest=str(root),
+        dry_run=dry_run,
+        transferred=tuple(base + r for r in todo),
+        deleted=tuple(str(root / r) for r in gone),
+        unchanged=len(wanted) - len(todo),
+        refused=tuple(refused),
+        bytes_transferred=received,
+        duration_s=round(time.monotonic() - started, 3),
+    )
