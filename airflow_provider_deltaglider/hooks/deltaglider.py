@@ -30,6 +30,7 @@ class DeltaGliderHook(BaseHook):
         credentials, boto3's default chain (instance profile, IRSA, environment) applies.
     :param region_name: overrides the connection's region.
     :param endpoint_url: overrides the connection's endpoint (MinIO, SeaweedFS, R2, ...).
+    :param client_config: botocore ``Config`` keyword arguments merged over the connection's.
     """
 
     conn_name_attr = "deltaglider_conn_id"
@@ -42,12 +43,14 @@ class DeltaGliderHook(BaseHook):
         deltaglider_conn_id: str = default_conn_name,
         region_name: str | None = None,
         endpoint_url: str | None = None,
+        client_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.deltaglider_conn_id = deltaglider_conn_id
         self.region_name = region_name
         self.endpoint_url = endpoint_url
+        self.client_config = dict(client_config or {})
         self._store: DeltaStore | None = None
 
     @cached_property
@@ -70,7 +73,8 @@ class DeltaGliderHook(BaseHook):
             aws_session_token=s.session_token,
             region_name=s.region_name,
         )
-        return session.client("s3", endpoint_url=s.endpoint_url, config=Config(**s.client_config))
+        config = {**s.client_config, **self.client_config}
+        return session.client("s3", endpoint_url=s.endpoint_url, config=Config(**config))
 
     def get_conn(self) -> Any:
         return self.client

@@ -1,0 +1,159 @@
+"""Triggers that wait for a new release without holding a worker slot.
+
+``DeltaGliderReleaseTrigger`` resumes a deferred sensor; ``DeltaGliderReleaseEventTrigger`` feeds an
+``AssetWatcher`` so a DAG is scheduled on each new release. Blocking boto3 calls run in a thread
+(``asyncio.to_thread``), so a trigger never stalls the triggerer's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+from deltaglider_core.errors import DeltaGliderError
+from deltaglider_core.format import parse_s3_url
+from deltaglider_core.releases import Release, ReleaseQuery, find_releases, payload
+
+
+def _fields(trigger: Any) -> dict[str, Any]:
+    return {
+        "location": trigger.location,
+        "pattern": trigger.pattern,
+        "regex": trigger.regex,
+        "newer_than": trigger.newer_than,
+        "after_version": trigger.after_version,
+        "deltaglider_conn_id": trigger.deltaglider_conn_id,
+        "region_name": trigger.region_name,
+        "endpoint_url": trigger.endpoint_url,
+        "client_config": trigger.client_config,
+        "poke_interval": trigger.poke_interval,
+    }
+
+
+class _ReleasePolling:
+    """Shared state and the blocking check, run off the event loop."""
+
+    def _setup(
+        self,
+        location: str,
+        pattern: str,
+        regex: str | None,
+        newer_than: str | None,
+        after_version: str | None,
+        deltaglider_conn_id: str,
+        region_name: str | None,
+        endpoint_url: str | None,
+        client_config: dict[str, Any] | None,
+        poke_interval: float,
+    ) -> None:
+        self.location = location
+        self.pattern = pattern
+        self.regex = regex
+        self.newer_than = newer_than
+        self.after_version = after_version
+        self.deltaglider_conn_id = deltaglider_conn_id
+        self.region_name = region_name
+        self.endpoint_url = endpoint_url
+        self.client_config = dict(client_config or {})
+        self.poke_interval = poke_interval
+        self._store: Any = None
+
+    def _check(self) -> list[Release]:
+        from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook
+
+        if self._store is None:
+            hook = DeltaGliderHook(
+                self.deltaglider_conn_id,
+                region_name=self.region_name,
+                endpoint_url=self.endpoint_url,
+                client_config=self.client_config,
+            )
+            self._store = hook.get_store()
+        bucket, prefix = parse_s3_url(self.location)
+        query = ReleaseQuery(bucket, prefix, self.pattern, self.regex, self.newer_than, self.after_version)
+        return find_releases(self._store, query)
+
+
+class DeltaGliderReleaseTrigger(_ReleasePolling, BaseTrigger):
+    """Poll until a new release exists; yield ``{"status": "success", "payload": ...}`` or an error event."""
+
+    def __init__(
+        self,
+        *,
+        location: str,
+        pattern: str = "*",
+        regex: str | None = None,
+        newer_than: str | None = None,
+        after_version: str | None = None,
+        deltaglider_conn_id: str = "deltaglider_default",
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        client_config: dict[str, Any] | None = None,
+        poke_interval: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self._setup(location, pattern, regex, newer_than, after_version, deltaglider_conn_id, region_name,
+                    endpoint_url, client_config, poke_interval)  # fmt: skip
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return ("airflow_provider_deltaglider.triggers.release.DeltaGliderReleaseTrigger", _fields(self))
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        while True:
+            try:
+                releases = await asyncio.to_thread(self._check)
+            except DeltaGliderError as exc:
+                yield TriggerEvent({"status": "error", "message": str(exc)})
+                return
+            if releases:
+                yield TriggerEvent({"status": "success", "payload": payload(releases)})
+                return
+            await asyncio.sleep(self.poke_interval)
+
+
+class DeltaGliderReleaseEventTrigger(_ReleasePolling, BaseEventTrigger):
+    """For ``Asset(..., watchers=[AssetWatcher(name, trigger)])``: one event per new release.
+
+    Releases present when the trigger starts are the baseline (unless ``newer_than``/``after_version``
+    define newness, in which case every qualifying release is announced once).
+    """
+
+    def __init__(
+        self,
+        *,
+        location: str,
+        pattern: str = "*",
+        regex: str | None = None,
+        newer_than: str | None = None,
+        after_version: str | None = None,
+        deltaglider_conn_id: str = "deltaglider_default",
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        client_config: dict[str, Any] | None = None,
+        poke_interval: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self._setup(location, pattern, regex, newer_than, after_version, deltaglider_conn_id, region_name,
+                    endpoint_url, client_config, poke_interval)  # fmt: skip
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return ("airflow_provider_deltaglider.triggers.release.DeltaGliderReleaseEventTrigger", _fields(self))
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        seen: set[str] = set()
+        if not (self.newer_than or self.after_version):
+            seen = {r.key for r in await asyncio.to_thread(self._check)}
+        while True:
+            try:
+                releases = await asyncio.to_thread(self._check)
+            except DeltaGliderError as exc:
+                self.log.error("release watch on %s failed: %s", self.location, exc)
+                await asyncio.sleep(self.poke_interval)
+                continue
+            for release in releases:
+                if release.key not in seen:
+                    seen.add(release.key)
+                    yield TriggerEvent({"status": "success", "release": release.to_dict()})
+            await asyncio.sleep(self.poke_interval)

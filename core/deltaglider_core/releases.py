@@ -1,0 +1,167 @@
+"""Find releases in a deltaspace: logical objects matching a pattern, newer by time and/or version.
+
+Versions are parsed from file names and compared as versions (1.10.0 > 1.9.2; 2.0.0rc1 < 2.0.0), not as
+strings. Listing is narrowed to the pattern's fixed leading part (S3 prefix) and reads no per-object
+metadata; only the newest release is HEADed, for its SHA-256 and original size.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+from .errors import InvalidLocation
+from .models import ObjectInfo
+from .store import DeltaStore
+
+_VERSION_RE = re.compile(
+    r"(?<![0-9])(\d+(?:\.\d+)*)(?:[-_.]?(dev|alpha|beta|pre|rc|a|b|c)[-_.]?(\d*))?(?:[-_.]?(post)[-_.]?(\d*))?",
+    re.IGNORECASE,
+)
+_STAGES = {"dev": 0, "a": 1, "alpha": 1, "b": 2, "beta": 2, "c": 3, "rc": 3, "pre": 3}
+_FINAL = 4
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    """A comparable version: release numbers (trailing zeros ignored), then pre/final/post stage."""
+
+    release: tuple[int, ...]
+    stage: int
+    stage_number: int
+    post: int
+    text: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_version(name: str) -> Version | None:
+    """The version in a file name, e.g. ``app-x86_64-1.10.0rc2.zip`` -> 1.10.0rc2.
+
+    Of all number runs, the one with the most dotted components wins (the last on a tie), so
+    architecture tags such as ``x86_64`` are not mistaken for the version.
+    """
+    matches = list(_VERSION_RE.finditer(name))
+    if not matches:
+        return None
+    match = max(reversed(matches), key=lambda m: m.group(1).count("."))
+    numbers = [int(p) for p in match.group(1).split(".")]
+    while len(numbers) > 1 and numbers[-1] == 0:
+        numbers.pop()
+    stage = _STAGES[match.group(2).lower()] if match.group(2) else _FINAL
+    stage_number = int(match.group(3)) if match.group(3) else 0
+    post = int(match.group(5) or 0) + 1 if match.group(4) else 0
+    return Version(tuple(numbers), stage, stage_number, post, match.group(0).strip("-_."))
+
+
+@dataclass(frozen=True)
+class Release:
+    key: str
+    name: str
+    version: str | None
+    size: int | None
+    last_modified: str | None
+    sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def literal_prefix(pattern: str) -> str:
+    """The part of a glob before its first wildcard (narrows the S3 listing)."""
+    match = re.search(r"[*?\[]", pattern)
+    return pattern if match is None else pattern[: match.start()]
+
+
+def _as_datetime(value: _dt.datetime | str | None) -> _dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidLocation(f"newer_than={value!r} is not an ISO 8601 date-time.") from exc
+    return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class ReleaseQuery:
+    """Which objects are releases, and which of them are new."""
+
+    bucket: str
+    prefix: str
+    pattern: str = "*"
+    regex: str | None = None
+    newer_than: _dt.datetime | str | None = None
+    after_version: str | None = None
+
+    def matches(self, name: str) -> bool:
+        if self.regex is not None:
+            return re.search(self.regex, name) is not None
+        return fnmatchcase(name, self.pattern)
+
+    def is_new(self, obj: ObjectInfo, version: Version | None) -> bool:
+        threshold = _as_datetime(self.newer_than)
+        if threshold is not None and (obj.last_modified is None or obj.last_modified <= threshold):
+            return False
+        if self.after_version:
+            floor = parse_version(self.after_version)
+            if floor is None:
+                raise InvalidLocation(f"after_version={self.after_version!r} does not look like a version.")
+            if version is None or version <= floor:
+                return False
+        return True
+
+
+def _order(item: tuple[ObjectInfo, Version | None]) -> tuple[Any, ...]:
+    obj, version = item
+    stamp = obj.last_modified.timestamp() if obj.last_modified else 0.0
+    return (version is not None, version or Version((), 0, 0, 0), stamp, obj.key)
+
+
+def find_releases(store: DeltaStore, query: ReleaseQuery) -> list[Release]:
+    """All new releases, oldest version first (the newest last), the newest with its SHA-256."""
+    base = query.prefix if not query.prefix or query.prefix.endswith("/") else query.prefix + "/"
+    narrowed = base + (literal_prefix(query.pattern) if query.regex is None else "")
+    candidates: list[tuple[ObjectInfo, Version | None]] = []
+    for obj in store.list(query.bucket, narrowed, recursive=False, with_metadata=False):
+        name = obj.key.rpartition("/")[2]
+        if not obj.key.startswith(base) or "/" in obj.key[len(base) :] or not query.matches(name):
+            continue
+        version = parse_version(name)
+        if query.is_new(obj, version):
+            candidates.append((obj, version))
+    candidates.sort(key=_order)
+    releases = [_release(obj, version) for obj, version in candidates]
+    if releases:
+        info = store.head(query.bucket, releases[-1].key)
+        releases[-1] = Release(
+            info.key,
+            releases[-1].name,
+            releases[-1].version,
+            info.original_size,
+            releases[-1].last_modified,
+            info.sha256,
+        )
+    return releases
+
+
+def _release(obj: ObjectInfo, version: Version | None) -> Release:
+    return Release(
+        key=obj.key,
+        name=obj.key.rpartition("/")[2],
+        version=str(version) if version else None,
+        size=obj.original_size,
+        last_modified=obj.last_modified.isoformat() if obj.last_modified else None,
+    )
+
+
+def payload(releases: Iterable[Release]) -> dict[str, Any]:
+    """The XCom / TriggerEvent payload: the newest release and all new ones in version order."""
+    found = [r.to_dict() for r in releases]
+    return {"newest": found[-1] if found else None, "releases": found, "count": len(found)}
