@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from .errors import DeltaGliderError
+from .models import jsonable
 
 DEFAULT_IMDS = "http://169.254.169.254"
 TOKEN_TTL = "21600"
@@ -45,7 +46,7 @@ class PreflightResult:
     message: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(jsonable(asdict(self)))
 
     @property
     def is_mismatch(self) -> bool:

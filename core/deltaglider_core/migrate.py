@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import DeltaGliderError
 from .format import DELTA_SUFFIX, Location, meta_get
+from .models import jsonable
 from .policy import is_delta_eligible
 from .progress import LogLike, Progress
 from .s3 import S3, Listed
@@ -55,7 +56,7 @@ class MigrationReport:
     planned: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(jsonable(asdict(self)))
 
     def failure_summary(self) -> str:
         shown = "; ".join(f"{f.key}: {f.error}" for f in self.failures[:MAX_LISTED_FAILURES])

@@ -9,17 +9,21 @@ from typing import Any, Literal
 Kind = Literal["reference", "delta", "direct", "regular"]
 
 
-def _json_safe(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A JSON-safe copy: datetimes as ISO strings, tuples and sets as lists, recursively."""
     if isinstance(value, _dt.datetime):
         return value.isoformat()
-    if isinstance(value, tuple):
-        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
     return value
 
 
 class _ToDict:
     def to_dict(self) -> dict[str, Any]:
-        return {k: _json_safe(v) for k, v in asdict(self).items()}  # type: ignore[call-overload]
+        result: dict[str, Any] = jsonable(asdict(self))  # type: ignore[call-overload]
+        return result
 
 
 @dataclass(frozen=True)

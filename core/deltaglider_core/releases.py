@@ -15,7 +15,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from .errors import InvalidLocation
-from .models import ObjectInfo
+from .models import ObjectInfo, jsonable
 from .store import DeltaStore
 
 _VERSION_RE = re.compile(
@@ -69,7 +69,7 @@ class Release:
     sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(jsonable(asdict(self)))
 
 
 def literal_prefix(pattern: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .format import BASES_DIR, DELTA_SUFFIX, REFERENCE_NAME, is_deltaglider_object, is_internal_key, meta_get
+from .models import jsonable
 from .s3 import S3, Listed
 
 
@@ -74,7 +75,7 @@ class BucketStats:
     duration_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(jsonable(asdict(self)))
 
 
 def _deltaspace_of(key: str) -> str:

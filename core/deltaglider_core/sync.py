@@ -18,7 +18,7 @@ from typing import Any
 
 from .digest import sha256_file
 from .errors import DeltaGliderError, InvalidLocation
-from .models import ObjectInfo
+from .models import ObjectInfo, jsonable
 from .paths import UnsafeKey, inside, safe_local_path
 from .progress import LogLike, Progress
 from .selection import selected
@@ -39,7 +39,7 @@ class SyncReport:
     duration_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out: dict[str, Any] = jsonable(asdict(self))
         out.update(transferred_count=len(self.transferred), deleted_count=len(self.deleted))
         return out
 
