@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from deltaglider_core import DeltaStore
 from deltaglider_core.format import DELTA_SUFFIX
 from deltaglider_core.migrate import dest_key_for
+
 from tests.airflow_runs import conn_env, run_dag
 
 pytestmark = pytest.mark.integration
@@ -108,7 +108,7 @@ def test_killed_migration_resumes_to_a_complete_copy(seaweed_s3: Any, builds: An
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     partial = len(_raw_keys(seaweed_s3, dest, "mirror/"))
-    assert 0 < partial
+    assert partial > 0
     from deltaglider_core.migrate import Migration
 
     store = DeltaStore(seaweed_s3.client)

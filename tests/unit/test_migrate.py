@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from deltaglider_core import DeltaStore
 from deltaglider_core.format import Location
 from deltaglider_core.migrate import Migration, dest_key_for
@@ -37,7 +36,9 @@ def _source(env: Any, builds: Any) -> dict[str, bytes]:
     objects: dict[str, bytes] = {}
     for space in ("app", "lib", "tools/cli"):
         for v in range(3):
-            objects[f"src/builds/{space}/{space.replace('/', '-')}-1.0.{v}.zip"] = builds(v, name=space.replace("/", "-"))
+            objects[f"src/builds/{space}/{space.replace('/', '-')}-1.0.{v}.zip"] = builds(
+                v, name=space.replace("/", "-")
+            )
     for i in range(40):
         objects[f"src/builds/logs/run-{i:03d}.log"] = f"log line {i}\n".encode() * (i + 1)
     for key, value in objects.items():

@@ -1,0 +1,67 @@
+"""Release finding: version order, patterns, newness, bounded listing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltaglider_core import DeltaStore
+from deltaglider_core.releases import ReleaseQuery, find_releases, literal_prefix, parse_version
+
+
+def test_versions_compare_as_versions() -> None:
+    names = ["app-2.0.0.zip", "app-1.10.0.zip", "app-2.0.0rc1.zip", "app-1.9.2.zip", "app-2.0.0b2.zip",
+             "app-2.0.0.post1.zip", "app-2.0.0.dev3.zip", "app-10.0.zip"]  # fmt: skip
+    assert sorted(names, key=lambda n: parse_version(n)) == [  # type: ignore[arg-type,return-value]
+        "app-1.9.2.zip", "app-1.10.0.zip", "app-2.0.0.dev3.zip", "app-2.0.0b2.zip", "app-2.0.0rc1.zip",
+        "app-2.0.0.zip", "app-2.0.0.post1.zip", "app-10.0.zip",
+    ]  # fmt: skip
+    assert parse_version("app-1.10.0.zip") > parse_version("app-1.9.2.zip")  # type: ignore[operator]
+    assert parse_version("app-2.0.zip") == parse_version("app-2.0.0.zip")
+    assert str(parse_version("app-linux-x86_64-3.1.4.tar.gz")) == "3.1.4"
+    assert parse_version("readme.txt") is None
+
+
+def test_literal_prefix() -> None:
+    assert literal_prefix("app-*.zip") == "app-"
+    assert literal_prefix("app-1.[0-9].zip") == "app-1."
+    assert literal_prefix("*.zip") == ""
+    assert literal_prefix("exact.zip") == "exact.zip"
+
+
+@pytest.fixture
+def releases(moto_s3: Any, builds: Any, tmp_path: Path) -> DeltaStore:
+    store = DeltaStore(moto_s3.client)
+    for name in ["app-1.9.2.zip", "app-1.10.0.zip", "app-2.0.0rc1.zip", "other-5.0.zip"]:
+        store.put(builds(0), moto_s3.bucket, f"rel/{name}")
+    (tmp_path / "notes.txt").write_text("n")
+    store.put(tmp_path / "notes.txt", moto_s3.bucket, "rel/app-notes.txt")
+    store.put(builds(0), moto_s3.bucket, "rel/sub/app-9.9.9.zip")
+    return store
+
+
+def test_find_releases_by_version_and_pattern(moto_s3: Any, releases: DeltaStore) -> None:
+    found = find_releases(releases, ReleaseQuery(moto_s3.bucket, "rel/", "app-*.zip", after_version="1.9.2"))
+    assert [r.version for r in found] == ["1.10.0", "2.0.0rc1"]
+    newest = found[-1]
+    assert newest.key == "rel/app-2.0.0rc1.zip" and newest.sha256 and newest.size
+    assert found[0].size is None  # not HEADed: listing reads no per-object metadata
+    all_zips = find_releases(releases, ReleaseQuery(moto_s3.bucket, "rel/", "*.zip"))
+    assert [r.name for r in all_zips] == ["app-1.9.2.zip", "app-1.10.0.zip", "app-2.0.0rc1.zip", "other-5.0.zip"]
+    ranged = find_releases(releases, ReleaseQuery(moto_s3.bucket, "rel/", "app-1.[0-9].*.zip"))
+    assert [r.name for r in ranged] == ["app-1.9.2.zip"]
+    regex = find_releases(releases, ReleaseQuery(moto_s3.bucket, "rel/", regex=r"^app-\d+\.\d+\.\d+\.zip$"))
+    assert [r.name for r in regex] == ["app-1.9.2.zip", "app-1.10.0.zip"]
+    assert find_releases(releases, ReleaseQuery(moto_s3.bucket, "rel/", "*.delta")) == []
+    assert find_releases(releases, ReleaseQuery(moto_s3.bucket, "rel/", "reference*")) == []
+
+
+def test_newer_than(moto_s3: Any, releases: DeltaStore) -> None:
+    future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    assert find_releases(releases, ReleaseQuery(moto_s3.bucket, "rel/", "app-*.zip", newer_than=future)) == []
+    past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat()
+    assert len(find_releases(releases, ReleaseQuery(moto_s3.bucket, "rel/", "app-*.zip", newer_than=past))) == 3
+    with pytest.raises(ValueError, match="not an ISO 8601"):
+        find_releases(releases, ReleaseQuery(moto_s3.bucket, "rel/", "*", newer_than="yesterday"))
