@@ -196,3 +196,17 @@ def _totals(bucket: str, prefix: str, detailed: bool, spaces: list[DeltaspaceSta
         deltaspaces=tuple(s for s in spaces if s.objects or s.references),
         duration_s=round(duration, 3),
     )
+
+
+def stats_from_dict(data: dict[str, Any]) -> BucketStats:
+    """Rebuild BucketStats from its ``to_dict()`` / JSON report form."""
+
+    def orphans(items: list[dict[str, Any]] | None) -> tuple[OrphanedReference, ...] | None:
+        return None if items is None else tuple(OrphanedReference(**o) for o in items)
+
+    spaces = tuple(
+        DeltaspaceStats(**{**s, "orphaned_references": orphans(s["orphaned_references"])}) for s in data["deltaspaces"]
+    )
+    return BucketStats(
+        **{**data, "orphaned_references": orphans(data["orphaned_references"]), "deltaspaces": spaces}
+    )

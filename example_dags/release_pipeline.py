@@ -1,0 +1,112 @@
+"""Release pipeline: wait for a new release, download the newest, then check every new version.
+
+``release_pipeline`` uses ``DeltaGliderReleaseSensor`` in deferrable mode: the wait happens in the
+triggerer, not in a worker slot. The sensor returns the newest release and all new ones (ordered by
+version, not by name); the checks fan out over them with dynamic task mapping.
+
+``release_pipeline_on_event`` needs no sensor at all: an ``AssetWatcher`` with
+``DeltaGliderReleaseEventTrigger`` schedules the DAG once per new release (Airflow 3 event-driven
+scheduling). Connection: ``deltaglider_default``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, Asset, AssetWatcher, Param, task
+
+from airflow_provider_deltaglider.operators.download import DeltaGliderDownloadOperator
+from airflow_provider_deltaglider.sensors.release import DeltaGliderReleaseSensor
+from airflow_provider_deltaglider.triggers.release import DeltaGliderReleaseEventTrigger
+
+NEWEST = "{{ ti.xcom_pull(task_ids='wait_for_release')['newest']['key'] }}"
+
+
+@task
+def new_releases(found: dict) -> list[dict]:
+    return list(found["releases"])
+
+
+@task
+def check_release(release: dict, params: dict | None = None) -> dict:
+    """Reconstruct one release from S3, verify its SHA-256 and that the archive opens."""
+    import tempfile
+    import zipfile
+
+    from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook
+
+    assert params is not None
+    store = DeltaGliderHook().get_store()
+    with tempfile.TemporaryDirectory() as tmp:
+        got = store.get(params["bucket"], release["key"], tmp)
+        with zipfile.ZipFile(got.path) as archive:
+            broken = archive.testzip()
+    if broken is not None:
+        raise ValueError(f"{release['key']}: member {broken} is corrupt")
+    return {"key": release["key"], "version": release["version"], "sha256": got.sha256, "ok": True}
+
+
+with DAG(
+    dag_id="release_pipeline",
+    schedule="@hourly",
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    tags=["deltaglider", "example"],
+    params={
+        "bucket": Param("artifacts", type="string"),
+        "prefix": Param("nightly/app/", type="string"),
+        "pattern": Param("app-*.zip", type="string"),
+        "newer_than": Param(None, type=["null", "string"]),
+        "workdir": Param("/tmp/deltaglider-example/releases", type="string"),
+    },
+    doc_md=__doc__,
+) as dag:
+    wait = DeltaGliderReleaseSensor(
+        task_id="wait_for_release",
+        location="s3://{{ params.bucket }}/{{ params.prefix }}",
+        pattern="{{ params.pattern }}",
+        newer_than="{{ params.newer_than or data_interval_start }}",
+        deferrable=True,
+        poke_interval=60,
+        timeout=6 * 3600,
+    )
+    fetch = DeltaGliderDownloadOperator(
+        task_id="download_newest",
+        source="s3://{{ params.bucket }}/" + NEWEST,
+        dest="{{ params.workdir }}/{{ ts_nodash }}/",
+    )
+    checks = check_release.expand(release=new_releases(wait.output))
+    wait >> fetch >> checks
+
+
+release_feed = Asset(
+    "s3://artifacts/nightly/app/",
+    watchers=[
+        AssetWatcher(
+            name="new_app_release",
+            trigger=DeltaGliderReleaseEventTrigger(
+                location="s3://artifacts/nightly/app/", pattern="app-*.zip", poke_interval=120
+            ),
+        )
+    ],
+)
+
+with DAG(
+    dag_id="release_pipeline_on_event",
+    schedule=[release_feed],
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    tags=["deltaglider", "example"],
+    doc_md=__doc__,
+) as event_dag:
+
+    @task
+    def announce(**context: object) -> list[dict]:
+        """Log each release that triggered this run (from the asset events)."""
+        events = context["triggering_asset_events"]  # type: ignore[index]
+        found = [dict(e.extra) for evs in events.values() for e in evs]  # type: ignore[attr-defined]
+        for item in found:
+            print("new release:", item)
+        return found
+
+    announce()
