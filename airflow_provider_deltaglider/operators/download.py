@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
@@ -24,7 +25,8 @@ class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
     continue, and the task fails at the end naming them.
 
     :param source: ``s3://bucket/key`` or ``s3://bucket/prefix/``. Templated.
-    :param dest: local directory (or a file path for a single key). Templated.
+    :param dest: local directory; for a single key also a file path (a path ending in ``/`` is a
+        directory). Templated.
     :param pattern: glob on the key below the prefix (default ``*``). Templated.
 
     Returns ``{"files": [{key, path, size, sha256, kind}], "count", "bytes", "refused": [...]}``.
@@ -45,6 +47,9 @@ class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
         store = self.hook.get_store()
         dest = Path(self.dest)
         if prefix and not prefix.endswith("/"):
+            if self.dest.endswith(("/", os.sep)) or dest.is_dir():
+                dest.mkdir(parents=True, exist_ok=True)
+                return [(prefix, dest / prefix.rpartition("/")[2])], []
             return [(prefix, dest)], []
         dest.mkdir(parents=True, exist_ok=True)
         targets, refused = [], []

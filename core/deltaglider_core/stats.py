@@ -207,6 +207,4 @@ def stats_from_dict(data: dict[str, Any]) -> BucketStats:
     spaces = tuple(
         DeltaspaceStats(**{**s, "orphaned_references": orphans(s["orphaned_references"])}) for s in data["deltaspaces"]
     )
-    return BucketStats(
-        **{**data, "orphaned_references": orphans(data["orphaned_references"]), "deltaspaces": spaces}
-    )
+    return BucketStats(**{**data, "orphaned_references": orphans(data["orphaned_references"]), "deltaspaces": spaces})
