@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+try:
+    from devtools.proc import run_measured
+except ImportError:  # running as a script inside the peer venv
+    run_measured = None  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
@@ -46,22 +50,26 @@ class Peer:
         }
 
     def run(self, op: str, *args: str) -> dict[str, Any]:
-        proc = subprocess.run(
-            [str(self.python), str(Path(__file__).resolve()), op, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"peer {op} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+        """Run one operation in a fresh peer process; the result carries ``peak_rss_mb`` and ``wall_s``."""
+        child = run_measured([str(self.python), str(Path(__file__).resolve()), op, *args], env=self.env)
+        if child.returncode != 0:
+            raise RuntimeError(f"peer {op} failed ({child.returncode}): {child.stderr[-2000:]}")
+        return {**child.last_json(), "peak_rss_mb": child.peak_rss_mb, "wall_s": child.wall_s}
 
     def upload(self, paths: list[Path], s3_url: str) -> dict[str, Any]:
         return self.run("upload", s3_url, *map(str, paths))
 
     def download(self, s3_url: str, dest: Path) -> dict[str, Any]:
         return self.run("download", s3_url, str(dest))
+
+    def download_many(self, urls: list[str], dest_dir: Path) -> dict[str, Any]:
+        return self.run("download-many", str(dest_dir), *urls)
+
+    def stats(self, bucket: str) -> dict[str, Any]:
+        return self.run("stats", bucket)
+
+    def migrate(self, source: str, dest: str) -> dict[str, Any]:
+        return self.run("migrate", source, dest)
 
 
 def _main(argv: list[str]) -> int:  # runs inside the peer venv
@@ -81,6 +89,26 @@ def _main(argv: list[str]) -> int:  # runs inside the peer venv
     elif op == "download":
         client.download(rest[0], rest[1])
         out["bytes"] = os.path.getsize(rest[1])
+    elif op == "download-many":
+        total = 0
+        for url in rest[1:]:
+            target = os.path.join(rest[0], url.rpartition("/")[2])
+            client.download(url, target)
+            total += os.path.getsize(target)
+        out["bytes"] = total
+    elif op == "stats":
+        stats = client.get_bucket_stats(rest[0], mode="detailed", use_cache=False)
+        out["objects"] = stats.object_count
+        out["original_bytes"] = stats.total_size
+        out["stored_bytes"] = stats.compressed_size
+    elif op == "migrate":
+        from click.testing import CliRunner
+        from deltaglider.app.cli.main import cli
+
+        endpoint = os.environ["DG_PEER_ENDPOINT"]
+        result = CliRunner().invoke(cli, ["migrate", rest[0], rest[1], "--yes", "--quiet", "--endpoint-url", endpoint])
+        if result.exit_code != 0:
+            raise SystemExit(f"deltaglider migrate failed: {result.output} {result.exception}")
     else:
         raise SystemExit(f"unknown op {op}")
     out["seconds"] = time.perf_counter() - started
