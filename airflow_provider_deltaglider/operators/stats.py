@@ -17,7 +17,10 @@ class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
     exactly (quick mode: a delta's original size) is ``null``, never a guess.
 
     :param location: ``bucket`` or ``s3://bucket/prefix/``. Templated.
-    :param detailed: HEAD every object (bounded parallelism) for exact originals and kinds (default True).
+    :param detailed: HEAD every delta (bounded parallelism) for exact original sizes and reference use
+        (default True; otherwise delta originals are ``null``).
+    :param kinds: also HEAD objects stored as they are, to split ``as_is`` into ``direct`` (DeltaGlider
+        uploads) and ``regular`` (anything else) counts (default False: those two are ``null``).
     :param report_path: write ``<report_path>.json`` and ``<report_path>.html``. Templated.
 
     Returns ``BucketStats.to_dict()`` plus ``"reports": {"json", "html"}`` when written.
@@ -25,10 +28,19 @@ class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
 
     template_fields: Sequence[str] = ("location", "report_path", "deltaglider_conn_id")
 
-    def __init__(self, *, location: str, detailed: bool = True, report_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        location: str,
+        detailed: bool = True,
+        kinds: bool = False,
+        report_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.location = location
         self.detailed = detailed
+        self.kinds = kinds
         self.report_path = report_path
 
     def _split(self) -> tuple[str, str]:
@@ -40,7 +52,9 @@ class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         bucket, prefix = self._split()
         store = self.hook.get_store()
-        stats = compute_stats(store.s3, bucket, prefix, detailed=self.detailed, max_workers=store.max_workers)
+        stats = compute_stats(
+            store.s3, bucket, prefix, detailed=self.detailed, kinds=self.kinds, max_workers=store.max_workers
+        )
         self.log.info("DeltaGlider storage stats\n%s", render_table(stats))
         result = stats.to_dict()
         if self.report_path:

@@ -21,7 +21,6 @@ from .format import (
     meta_get,
     reference_metadata,
 )
-from .policy import BaseHistory
 from .s3 import S3
 
 
@@ -86,7 +85,9 @@ class References:
         if not self.s3.upload(path, loc.bucket, key, meta, if_none_match=True):
             return None
         self.cache.store(digest.sha256, path)
-        return Base(loc.bucket, key, generation, digest.sha256, digest.size, None, loc.name)
+        head = self.s3.head(loc.bucket, key)  # the server's LastModified starts this base's history
+        modified = head.last_modified if head is not None else None
+        return Base(loc.bucket, key, generation, digest.sha256, digest.size, modified, loc.name)
 
     def restore(self, bucket: str, key: str, path: Path, sha256: str, source_name: str | None) -> bool:
         """Put a reference back if it vanished (e.g. a concurrent delete); True if it had to."""
@@ -117,8 +118,12 @@ class References:
         self.cache.store(actual, dest)
         return actual
 
-    def history(self, loc: Location, base: Base) -> BaseHistory:
-        """Sizes of deltas stored since ``base`` was created (its own zero-diff excluded)."""
+    def history(self, loc: Location, base: Base) -> list[int]:
+        """Sizes of deltas stored since ``base`` was created (its own zero-diff excluded), from one LIST.
+
+        LastModified has one-second resolution, so deltas written in the same second as the base may be
+        counted; the store uses this only to seed its exact in-process ledger.
+        """
         own = f"{loc.sibling(base.source_name)}{DELTA_SUFFIX}" if base.source_name else None
         sizes = []
         for page in self.s3.pages(loc.bucket, loc.children_prefix, delimiter="/"):
@@ -127,7 +132,7 @@ class References:
                     continue
                 if base.last_modified is None or obj.last_modified >= base.last_modified:
                     sizes.append(obj.size)
-        return BaseHistory(tuple(sizes))
+        return sizes
 
 
 def scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:

@@ -1,7 +1,9 @@
 """Bucket statistics: exact figures or an explicit None, never a guessed number.
 
-One LIST pass over the raw keys; in detailed mode each page's objects are HEADed in parallel to learn
-original sizes, kinds and which reference each delta uses (so orphaned references can be named).
+One LIST pass over the raw keys. In detailed mode each page's deltas are HEADed in parallel to learn
+their original sizes and which reference each uses (so orphaned references can be named). Objects stored
+as they are need no HEAD for exact sizes; ``kinds=True`` HEADs them too, to split them into DeltaGlider
+direct uploads and regular objects (otherwise those two counts are None and ``as_is`` is their sum).
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ class _Space:
     prefix: str
     objects: int = 0
     deltas: int = 0
+    as_is: int = 0
     direct: int = 0
     regular: int = 0
-    as_is: int = 0
     references: int = 0
     reference_bytes: int = 0
     known_original: int = 0
@@ -45,6 +47,7 @@ class DeltaspaceStats:
     prefix: str
     objects: int
     deltas: int
+    as_is: int
     direct: int | None
     regular: int | None
     references: int
@@ -61,8 +64,10 @@ class BucketStats:
     bucket: str
     prefix: str
     detailed: bool
+    kinds: bool
     objects: int
     deltas: int
+    as_is: int
     direct: int | None
     regular: int | None
     references: int
@@ -92,7 +97,7 @@ def _saved(original: int | None, stored: int) -> tuple[int | None, float | None]
     return saved, (saved / original if original else 0.0)
 
 
-def _finish(space: _Space, detailed: bool) -> DeltaspaceStats:
+def _finish(space: _Space, detailed: bool, kinds: bool) -> DeltaspaceStats:
     original = None if space.unknown_originals else space.known_original
     saved, ratio = _saved(original, space.stored_bytes)
     orphans = None
@@ -104,8 +109,9 @@ def _finish(space: _Space, detailed: bool) -> DeltaspaceStats:
         prefix=space.prefix,
         objects=space.objects,
         deltas=space.deltas,
-        direct=space.direct if detailed else None,
-        regular=space.regular if detailed else None,
+        as_is=space.as_is,
+        direct=space.direct if kinds else None,
+        regular=space.regular if kinds else None,
         references=space.references,
         reference_bytes=space.reference_bytes,
         original_bytes=original,
@@ -122,6 +128,7 @@ def compute_stats(
     prefix: str = "",
     *,
     detailed: bool = True,
+    kinds: bool = False,
     max_workers: int = 16,
     on_page: Callable[[int], None] | None = None,
 ) -> BucketStats:
@@ -130,14 +137,20 @@ def compute_stats(
     spaces: dict[str, _Space] = {}
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         for page in s3.pages(bucket, prefix):
-            wanted = [obj for obj in page.objects if not is_internal_key(obj.key)] if detailed else []
+            wanted = [o for o in page.objects if _needs_head(o.key, detailed, kinds)]
             heads = dict(zip((o.key for o in wanted), pool.map(lambda o: s3.head(bucket, o.key), wanted), strict=True))
             for obj in page.objects:
                 _account(spaces, obj, heads.get(obj.key), detailed)
             if on_page is not None:
                 on_page(len(page.objects))
-    finished = [_finish(spaces[p], detailed) for p in sorted(spaces)]
-    return _totals(bucket, prefix, detailed, finished, time.monotonic() - started)
+    finished = [_finish(spaces[p], detailed, kinds) for p in sorted(spaces)]
+    return _totals(bucket, prefix, detailed, kinds, finished, time.monotonic() - started)
+
+
+def _needs_head(key: str, detailed: bool, kinds: bool) -> bool:
+    if is_internal_key(key):
+        return False
+    return (detailed and key.endswith(DELTA_SUFFIX)) or (kinds and not key.endswith(DELTA_SUFFIX))
 
 
 def _account(spaces: dict[str, _Space], obj: Listed, head: Any, detailed: bool) -> None:
@@ -165,13 +178,16 @@ def _account(spaces: dict[str, _Space], obj: Listed, head: Any, detailed: bool) 
             space.used_refs.add(meta_get(head.metadata, "ref-key") or default_ref)
         return
     space.known_original += obj.size
+    space.as_is += 1
     if head is not None and is_deltaglider_object(head.metadata):
         space.direct += 1
     else:
         space.regular += 1
 
 
-def _totals(bucket: str, prefix: str, detailed: bool, spaces: list[DeltaspaceStats], duration: float) -> BucketStats:
+def _totals(
+    bucket: str, prefix: str, detailed: bool, kinds: bool, spaces: list[DeltaspaceStats], duration: float
+) -> BucketStats:
     originals = [s.original_bytes for s in spaces]
     original = None if any(o is None for o in originals) else sum(o for o in originals if o is not None)
     stored = sum(s.stored_bytes for s in spaces)
@@ -183,10 +199,12 @@ def _totals(bucket: str, prefix: str, detailed: bool, spaces: list[DeltaspaceSta
         bucket=bucket,
         prefix=prefix,
         detailed=detailed,
+        kinds=kinds,
         objects=sum(s.objects for s in spaces),
         deltas=sum(s.deltas for s in spaces),
-        direct=sum(s.direct or 0 for s in spaces) if detailed else None,
-        regular=sum(s.regular or 0 for s in spaces) if detailed else None,
+        as_is=sum(s.as_is for s in spaces),
+        direct=sum(s.direct or 0 for s in spaces) if kinds else None,
+        regular=sum(s.regular or 0 for s in spaces) if kinds else None,
         references=sum(s.references for s in spaces),
         original_bytes=original,
         stored_bytes=stored,

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +39,7 @@ from .listing import info_from_head, iter_objects
 from .models import DeleteResult, GetResult, Kind, ObjectInfo, PutResult
 from .policy import (
     DEFAULT_DELTA_EXTENSIONS,
+    BaseHistory,
     delta_is_poor,
     is_delta_eligible,
     normalise_extensions,
@@ -91,6 +93,9 @@ class DeltaStore:
         )
         self.refs = References(self.s3, self.cache, TOOL)
         self.log = logger or logging.getLogger("deltaglider_core")
+        self._bases: dict[tuple[str, str], Base] = {}
+        self._ledgers: dict[tuple[str, str], list[int]] = {}  # (bucket, reference key) -> delta sizes
+        self._bases_lock = threading.Lock()
         self._work = Path(tempfile.mkdtemp(prefix="deltaglider-work-"))
         os.chmod(self._work, 0o700)
         atexit.register(shutil.rmtree, self._work, True)
@@ -114,16 +119,58 @@ class DeltaStore:
         )  # fmt: skip
         return result
 
-    def _put_archive(self, source: Path, loc: Location, digest: FileDigest, limit: float, scratch: Path) -> PutResult:
+    def _current_base(self, loc: Location, *, fresh: bool = False) -> Base | None:
+        """The deltaspace's newest reference, cached per store (references are immutable)."""
+        space = (loc.bucket, loc.prefix)
+        with self._bases_lock:
+            cached = None if fresh else self._bases.get(space)
+        if cached is not None:
+            return cached
         base = self.refs.current(loc)
+        if base is not None:
+            self._remember(loc, base)
+        return base
+
+    def _remember(self, loc: Location, base: Base, *, created: bool = False) -> None:
+        with self._bases_lock:
+            known = self._bases.get((loc.bucket, loc.prefix))
+            if known is None or base.generation >= known.generation:
+                self._bases[(loc.bucket, loc.prefix)] = base
+            if created:
+                self._ledgers[(loc.bucket, base.key)] = []
+
+    def _ledger(self, loc: Location, base: Base) -> BaseHistory:
+        """Delta sizes stored against ``base``: exact for what this store wrote, seeded once from S3."""
+        ident = (loc.bucket, base.key)
+        with self._bases_lock:
+            known = self._ledgers.get(ident)
+        if known is None:
+            seeded = self.refs.history(loc, base)
+            with self._bases_lock:
+                known = self._ledgers.setdefault(ident, seeded)
+        return BaseHistory(tuple(known))
+
+    def _record(self, bucket: str, ref_key: str, delta_size: int) -> None:
+        with self._bases_lock:
+            ledger = self._ledgers.get((bucket, ref_key))
+            if ledger is not None:
+                ledger.append(delta_size)
+
+    def _put_archive(self, source: Path, loc: Location, digest: FileDigest, limit: float, scratch: Path) -> PutResult:
+        base = self._current_base(loc)
         if base is None:
             created = self.refs.create(loc, 0, source, digest)
             if created is not None:
+                self._remember(loc, created, created=True)
                 return self._put_zero_diff(source, loc, digest, created, scratch, rebased=False)
             base = self._require_base(loc)  # lost the race: encode against the winner's reference
         reference = scratch / "reference"
         delta = scratch / "delta"
-        self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
+        try:
+            self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
+        except NotFound:
+            base = self._require_base(loc)  # the cached reference was deleted: look again
+            self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
         cmd = self.codec.encode(reference, source, delta)
         delta_size = delta.stat().st_size
         if delta_is_poor(delta_size, digest.size, limit):
@@ -132,17 +179,20 @@ class DeltaStore:
                 loc.bucket, loc.key, 100 * delta_size / digest.size, limit,
             )  # fmt: skip
             return self._put_direct(source, loc, digest, delta_ratio=delta_size / digest.size, replaces_delta=True)
-        if self.rebase and should_rebase(self.refs.history(loc, base), delta_size, digest.size):
+        if self.rebase and should_rebase(self._ledger(loc, base), delta_size, digest.size):
             fresh = self.refs.create(loc, base.generation + 1, source, digest)
             if fresh is not None:
+                self._remember(loc, fresh, created=True)
                 return self._put_zero_diff(source, loc, digest, fresh, scratch, rebased=True)
             base = self._require_base(loc)
             self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
             cmd = self.codec.encode(reference, source, delta)
-        return self._store_delta(source, loc, digest, base, reference, delta, cmd, note=None)
+        result = self._store_delta(source, loc, digest, base, reference, delta, cmd, None)
+        self._record(loc.bucket, base.key, result.stored_size)
+        return result
 
     def _require_base(self, loc: Location) -> Base:
-        base = self.refs.current(loc)
+        base = self._current_base(loc, fresh=True)
         if base is None:
             raise NotFound(
                 f"Reference for s3://{loc.bucket}/{loc.children_prefix} disappeared during the upload of "
@@ -155,7 +205,7 @@ class DeltaStore:
     ) -> PutResult:
         delta = scratch / "delta"
         cmd = self.codec.encode(source, source, delta)
-        result = self._store_delta(source, loc, digest, base, source, delta, cmd, note=ZERO_DIFF_NOTE)
+        result = self._store_delta(source, loc, digest, base, source, delta, cmd, ZERO_DIFF_NOTE)
         return replace(
             result,
             kind="reference",
@@ -175,6 +225,7 @@ class DeltaStore:
         cmd: str,
         note: str | None,
     ) -> PutResult:
+        """Write the delta object, remove any plain copy of the same key, make sure the reference exists."""
         delta_size = delta.stat().st_size
         meta = delta_metadata(
             TOOL,

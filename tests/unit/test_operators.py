@@ -200,15 +200,19 @@ def test_stats_exact_figures_and_reports(moto_s3: Any, dg_conn: str, builds: Any
     report = tmp_path / "reports" / "storage"
     with DAG("ops_stats", schedule=None, start_date=START) as dag:
         DeltaGliderStatsOperator(
-            task_id="detailed", location=f"s3://{moto_s3.bucket}/", report_path=str(report), deltaglider_conn_id=dg_conn
-        )
+            task_id="detailed", location=f"s3://{moto_s3.bucket}/", report_path=str(report), kinds=True,
+            deltaglider_conn_id=dg_conn,
+        )  # fmt: skip
+        DeltaGliderStatsOperator(task_id="default", location=f"s3://{moto_s3.bucket}/", deltaglider_conn_id=dg_conn)
         DeltaGliderStatsOperator(task_id="quick", location=moto_s3.bucket, detailed=False, deltaglider_conn_id=dg_conn)
     result = run_dag(dag)
-    assert result.states == {"detailed": "success", "quick": "success"}
-    d, q = result.xcoms["detailed"], result.xcoms["quick"]
+    assert result.states == {"detailed": "success", "default": "success", "quick": "success"}
+    d, q, default = result.xcoms["detailed"], result.xcoms["quick"], result.xcoms["default"]
     original = sum(r.original_size for r in results) + 100 + 50
     stored = sum(r.stored_size for r in results) + 100 + 50 + 70
-    assert (d["objects"], d["deltas"], d["direct"], d["regular"], d["references"]) == (5, 3, 1, 1, 2)
+    assert (d["objects"], d["deltas"], d["as_is"], d["direct"], d["regular"], d["references"]) == (5, 3, 2, 1, 1, 2)
+    assert (default["as_is"], default["direct"], default["regular"]) == (2, None, None)
+    assert (default["original_bytes"], default["orphaned_references"]) == (original, d["orphaned_references"])
     assert (d["original_bytes"], d["stored_bytes"], d["saved_bytes"]) == (original, stored, original - stored)
     assert d["orphaned_references"] == [{"key": "old/reference.bin", "size": 70}]
     assert {s["prefix"] for s in d["deltaspaces"]} == {"rel", "docs", "old"}

@@ -29,7 +29,8 @@ def test_rent_or_buy() -> None:
     assert not should_rebase(BaseHistory(()), 900, 1000)
     # steady small deltas pay no rent
     assert not should_rebase(BaseHistory((30,) * 50), 30, 1000)
-    # drifting deltas: rent 0+30+60+...; re-base once it reaches file - delta
-    drift = tuple(30 * i for i in range(1, 8))  # 30..210, rent so far 630
-    assert not should_rebase(BaseHistory(drift[:5]), 180, 1000)  # rent 300+150=450 < 820
-    assert should_rebase(BaseHistory(drift), 240, 1000)  # rent 630+210=840 >= 760
+    # drifting deltas: rent 0+30+60+...; re-base once it reaches 1.25 x (file - delta)
+    drift = tuple(30 * i for i in range(1, 9))  # 30..240, rent so far 840
+    assert not should_rebase(BaseHistory(drift[:6]), 210, 1000)  # rent 450+180=630 < 1.25*790
+    assert not should_rebase(BaseHistory(drift[:7]), 240, 1000)  # rent 630+210=840 < 1.25*760=950
+    assert should_rebase(BaseHistory(drift), 270, 1000)  # rent 840+240=1080 >= 1.25*730=912.5
