@@ -112,3 +112,38 @@ def test_result_is_cached_per_process() -> None:
     server.shutdown()
     server.server_close()
     assert ec2.detect_ec2(_env(endpoint)) == first
+
+
+def test_operator_fails_in_preflight_before_moving_data(
+    moto_s3: object, builds: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+    from typing import Any
+
+    from airflow.sdk import DAG
+
+    from airflow_provider_deltaglider.operators.upload import DeltaGliderUploadOperator
+    from tests.airflow_runs import conn_env, run_dag
+
+    env: Any = moto_s3
+    server = serve_imds("eu-west-1", "eu-west-1c")
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", url(server))
+    name, value = conn_env("dg_ec2", env, region_name="us-east-1", ec2_region_check="fail")
+    monkeypatch.setenv(name, value)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    try:
+        with DAG("preflight_fail", schedule=None, start_date=start) as dag:
+            DeltaGliderUploadOperator(
+                task_id="upload", source=str(builds(0)), dest=f"s3://{env.bucket}/rel/",  # type: ignore[operator]
+                deltaglider_conn_id="dg_ec2",
+            )  # fmt: skip
+            DeltaGliderUploadOperator(
+                task_id="upload_warn", source=str(builds(1)), dest=f"s3://{env.bucket}/warn/",  # type: ignore[operator]
+                deltaglider_conn_id="dg_ec2", ec2_region_check="warn",
+            )  # fmt: skip
+        result = run_dag(dag)
+    finally:
+        server.shutdown()
+    assert result.states == {"upload": "failed", "upload_warn": "success"}
+    keys = [o["Key"] for o in env.client.list_objects_v2(Bucket=env.bucket).get("Contents", [])]
+    assert keys and all(k.startswith("warn/") for k in keys)  # nothing moved for the failed task

@@ -274,3 +274,24 @@ def test_reference_is_never_overwritten(moto_s3: Any, builds: Any) -> None:
     loc = Location(moto_s3.bucket, "rel/app-1.0.1.zip")
     assert b.refs.create(loc, 0, builds(1), digest_file(builds(1))) is None
     assert moto_s3.client.head_object(Bucket=moto_s3.bucket, Key="rel/reference.bin")["ETag"] == etag
+
+
+def test_large_files_go_multipart_and_references_stay_conditional(moto_s3: Any, tmp_path: Path) -> None:
+    import os
+
+    big = tmp_path / "big-1.0.tar"
+    big.write_bytes(os.urandom(7 << 20))
+    other = tmp_path / "big-1.1.tar"
+    other.write_bytes(big.read_bytes()[:-100] + os.urandom(100))
+    store = DeltaStore(moto_s3.client, multipart_threshold=5 << 20)
+    store.s3.part_size = 5 << 20  # two parts: 5 MiB + 2 MiB
+    first = store.put(big, moto_s3.bucket, "big/big-1.0.tar")
+    assert first.kind == "reference"
+    head = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key="big/reference.bin")
+    assert head["ETag"].strip('"').endswith("-2")  # a multipart upload
+    loc = Location(moto_s3.bucket, "big/big-1.1.tar")
+    assert store.refs.create(loc, 0, other, digest_file(other)) is None  # conditional completion refused
+    assert moto_s3.client.head_object(Bucket=moto_s3.bucket, Key="big/reference.bin")["ETag"] == head["ETag"]
+    assert moto_s3.client.list_multipart_uploads(Bucket=moto_s3.bucket).get("Uploads", []) == []  # aborted
+    res = store.get(moto_s3.bucket, "big/big-1.0.tar", tmp_path / "o.tar")
+    assert res.sha256 == _sha(big)

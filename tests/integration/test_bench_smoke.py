@@ -1,0 +1,33 @@
+"""The benchmark entry point completes on tiny inputs and writes valid results (the full run is `make bench`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "latest.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--reps", "1", "--rss-mb", "4", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["quick"] is True and results["machine"]["cores"] >= 1
+    assert {s["corpus"] for s in results["series"]} == {"nightly", "drifting-large"}
+    assert all(s["ours_stored_bytes"] > 0 and s["peer_stored_bytes"] > 0 for s in results["series"])
+    assert results["migrate"]["ours_failed"] == 0
+    assert {t["target"] for t in results["targets"]} >= {"download throughput vs DeltaGlider"}
+    assert out.with_suffix(".md").read_text().startswith("Benchmark ")
