@@ -33,21 +33,25 @@ def _fields(trigger: Any) -> dict[str, Any]:
 
 
 class _ReleasePolling:
-    """Shared state and the blocking check, run off the event loop."""
+    """Constructor, serialized fields and the blocking check (run off the event loop) of both triggers."""
 
-    def _setup(
+    log: Any
+
+    def __init__(
         self,
+        *,
         location: str,
-        pattern: str,
-        regex: str | None,
-        newer_than: str | None,
-        after_version: str | None,
-        deltaglider_conn_id: str,
-        region_name: str | None,
-        endpoint_url: str | None,
-        client_config: dict[str, Any] | None,
-        poke_interval: float,
+        pattern: str = "*",
+        regex: str | None = None,
+        newer_than: str | None = None,
+        after_version: str | None = None,
+        deltaglider_conn_id: str = "deltaglider_default",
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        client_config: dict[str, Any] | None = None,
+        poke_interval: float = 60.0,
     ) -> None:
+        super().__init__()
         self.location = location
         self.pattern = pattern
         self.regex = regex
@@ -79,24 +83,6 @@ class _ReleasePolling:
 class DeltaGliderReleaseTrigger(_ReleasePolling, BaseTrigger):
     """Poll until a new release exists; yield ``{"status": "success", "payload": ...}`` or an error event."""
 
-    def __init__(
-        self,
-        *,
-        location: str,
-        pattern: str = "*",
-        regex: str | None = None,
-        newer_than: str | None = None,
-        after_version: str | None = None,
-        deltaglider_conn_id: str = "deltaglider_default",
-        region_name: str | None = None,
-        endpoint_url: str | None = None,
-        client_config: dict[str, Any] | None = None,
-        poke_interval: float = 60.0,
-    ) -> None:
-        super().__init__()
-        self._setup(location, pattern, regex, newer_than, after_version, deltaglider_conn_id, region_name,
-                    endpoint_url, client_config, poke_interval)  # fmt: skip
-
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return ("airflow_provider_deltaglider.triggers.release.DeltaGliderReleaseTrigger", _fields(self))
 
@@ -119,24 +105,6 @@ class DeltaGliderReleaseEventTrigger(_ReleasePolling, BaseEventTrigger):
     Releases present when the trigger starts are the baseline (unless ``newer_than``/``after_version``
     define newness, in which case every qualifying release is announced once).
     """
-
-    def __init__(
-        self,
-        *,
-        location: str,
-        pattern: str = "*",
-        regex: str | None = None,
-        newer_than: str | None = None,
-        after_version: str | None = None,
-        deltaglider_conn_id: str = "deltaglider_default",
-        region_name: str | None = None,
-        endpoint_url: str | None = None,
-        client_config: dict[str, Any] | None = None,
-        poke_interval: float = 60.0,
-    ) -> None:
-        super().__init__()
-        self._setup(location, pattern, regex, newer_than, after_version, deltaglider_conn_id, region_name,
-                    endpoint_url, client_config, poke_interval)  # fmt: skip
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return ("airflow_provider_deltaglider.triggers.release.DeltaGliderReleaseEventTrigger", _fields(self))
