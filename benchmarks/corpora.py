@@ -57,10 +57,35 @@ def migration_source(client: Any, bucket: str, series: Series, logs: int) -> int
 
 
 def big_bucket(client: Any, bucket: str, objects: int, releases: list[Path], store: Any) -> int:
-    """(d) ``objects`` small plain objects plus a few releases stored through the engine."""
-    items = [(f"data/{i // 1000:03d}/obj-{i:06d}.bin", os.urandom(64)) for i in range(objects)]
-    items += [(f"releases/noise-{i:05d}.txt", b"x") for i in range(objects // 10)]
-    put_many(client, bucket, items)
+    """(d) a DeltaGlider bucket of ``objects`` objects: 20% deltas (DeltaGlider 6 metadata, one reference per
+    100-file deltaspace) among plain objects, plus a few real releases stored through the engine.
+
+    The deltas are synthetic (small bodies, real metadata): stats and listings read only metadata.
+    """
+    items: list[tuple[str, bytes, dict[str, str]]] = []
+    deltas = objects // 5
+    for i in range(deltas):
+        space = f"builds/p{i // 100:03d}"
+        meta = {
+            "dg-tool": "deltaglider/6.2.0",
+            "dg-original-name": f"a-{i}.zip",
+            "dg-file-size": str(100_000 + i),
+            "dg-file-sha256": f"{i:064x}",
+            "dg-ref-key": f"{space}/reference.bin",
+            "dg-ref-sha256": "0" * 64,
+            "dg-delta-size": "64",
+            "dg-delta-cmd": "xdelta3 -e -9",
+            "dg-created-at": "2026-01-01T00:00:00Z",
+        }
+        items.append((f"{space}/a-{i}.zip.delta", os.urandom(64), meta))
+        if i % 100 == 0:
+            items.append(
+                (f"{space}/reference.bin", os.urandom(256), {"dg-file-sha256": "0" * 64, "dg-note": "reference"})
+            )
+    items += [(f"data/{i // 1000:03d}/obj-{i:06d}.bin", os.urandom(64), {}) for i in range(objects - deltas)]
+    items += [(f"releases/noise-{i:05d}.txt", b"x", {}) for i in range(objects // 10)]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(lambda kv: client.put_object(Bucket=bucket, Key=kv[0], Body=kv[1], Metadata=kv[2]), items))
     for path in releases:
         store.put(path, bucket, f"releases/{path.name}")
     return len(items) + len(releases)

@@ -189,23 +189,28 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ok = None if value is None else (value <= limit if op == "<=" else value >= limit)
         checks.append({"target": name, "value": value, "limit": f"{op} {limit}", "pass": ok})
 
-    nightly = results["series"][0]
-    floor = nightly["floor_encode_s_median"] + nightly["floor_sha256_s_median"]
-    check("upload s/artifact / (codec encode + sha256)", nightly["ours_delta_upload_s_median"] / floor, 1.5, "<=")
-    check("upload throughput vs DeltaGlider (30 versions)", nightly.get("upload_speedup"), 3.0, ">=")
-    check("download throughput vs DeltaGlider", nightly.get("download_speedup"), 2.0, ">=")
-    check("migrate objects/s vs DeltaGlider", results["migrate"].get("migrate_speedup"), 2.0, ">=")
-    check("detailed stats objects/s vs DeltaGlider", results["bucket"].get("stats_speedup"), 2.0, ">=")
-    for s in results["series"]:
+    series = results.get("series", [])
+    if series:
+        nightly = series[0]
+        floor = nightly["floor_encode_s_median"] + nightly["floor_sha256_s_median"]
+        check("upload s/artifact / (codec encode + sha256)", nightly["ours_delta_upload_s_median"] / floor, 1.5, "<=")
+        check("upload throughput vs DeltaGlider (30 versions)", nightly.get("upload_speedup"), 3.0, ">=")
+        check("download throughput vs DeltaGlider", nightly.get("download_speedup"), 2.0, ">=")
+    if "migrate" in results:
+        check("migrate objects/s vs DeltaGlider", results["migrate"].get("migrate_speedup"), 2.0, ">=")
+    if "bucket" in results:
+        check("detailed stats objects/s vs DeltaGlider", results["bucket"].get("stats_speedup"), 2.0, ">=")
+    for s in series:
         if "peer_stored_bytes" in s:
             check(f"stored bytes / DeltaGlider's ({s['corpus']})", s["ours_stored_bytes"] / s["peer_stored_bytes"],
                   1.0, "<=")  # fmt: skip
-    if "peer_stored_bytes" in results["migrate"]:
+    if "peer_stored_bytes" in results.get("migrate", {}):
         m = results["migrate"]
         check("stored bytes / DeltaGlider's (migration)", m["ours_stored_bytes"] / m["peer_stored_bytes"], 1.0, "<=")
-    check("nightly series stored / original (re-basing)", nightly["ours_stored_ratio"], 0.25, "<=")
-    if len(results["series"]) > 1:
-        check("short drifting series stored / original", results["series"][1]["ours_stored_ratio"], 0.40, "<=")
+    if series:
+        check("nightly series stored / original (re-basing)", series[0]["ours_stored_ratio"], 0.25, "<=")
+    if len(series) > 1:
+        check("short drifting series stored / original", series[1]["ours_stored_ratio"], 0.40, "<=")
     if "rss" in results:
         check(f"peak RSS / codec's ({results['rss']['artifact_mb']} MB artifact)", results["rss"]["rss_ratio"], 1.5,
               "<=")  # fmt: skip
@@ -243,23 +248,27 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [f"| {c['target']} | {fmt(c['value'])} | {c['limit']} | {fmt(c['pass'])} |" for c in results["targets"]]
     lines += ["", "| corpus | files | MB | ours up MB/s | peer up MB/s | ours down MB/s | peer down MB/s | "
               "ours stored | one-ref stored | peer stored |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for s in results["series"]:
+    for s in results.get("series", []):
         lines.append(
             f"| {s['corpus']} | {s['files']} | {s['original_bytes'] / MB:.1f} | {fmt(s['ours_upload_mb_s'])} | "
             f"{fmt(s.get('peer_upload_mb_s'))} | {fmt(s['ours_download_mb_s'])} | {fmt(s.get('peer_download_mb_s'))} | "
             f"{100 * s['ours_stored_ratio']:.1f}% | {100 * s['ours_one_reference_stored_ratio']:.1f}% | "
             + (f"{100 * s['peer_stored_ratio']:.1f}% |" if "peer_stored_ratio" in s else "n/a |")
         )
-    n = results["series"][0]
-    lines += ["", f"Codec floor (nightly pairs): encode {n['floor_encode_s_median']:.3f} s, decode "
-              f"{n['floor_decode_s_median']:.3f} s, SHA-256 {n['floor_sha256_s_median']:.4f} s; our delta upload "
-              f"{fmt(n['ours_delta_upload_s_median'])} s per artifact."]  # fmt: skip
-    m, b = results["migrate"], results["bucket"]
-    lines += [f"Migrate {m['objects']} objects: ours {fmt(m['ours_objects_per_s'])} objects/s, peer "
-              f"{fmt(m.get('peer_objects_per_s'))} objects/s.",
-              f"Detailed stats over {b['objects']} objects: ours {fmt(b['ours_stats_objects_per_s'])} objects/s, "
-              f"peer {fmt(b.get('peer_stats_objects_per_s'))} objects/s. "
-              f"Sensor poke: {fmt(b['sensor_poke_seconds'])} s."]  # fmt: skip
+    if results.get("series"):
+        n = results["series"][0]
+        lines += ["", f"Codec floor (nightly pairs): encode {n['floor_encode_s_median']:.3f} s, decode "
+                  f"{n['floor_decode_s_median']:.3f} s, SHA-256 {n['floor_sha256_s_median']:.4f} s; our delta upload "
+                  f"{fmt(n['ours_delta_upload_s_median'])} s per artifact."]  # fmt: skip
+    if "migrate" in results:
+        m = results["migrate"]
+        lines.append(f"Migrate {m['objects']} objects: ours {fmt(m['ours_objects_per_s'])} objects/s, peer "
+                     f"{fmt(m.get('peer_objects_per_s'))} objects/s.")  # fmt: skip
+    if "bucket" in results:
+        b = results["bucket"]
+        lines.append(f"Detailed stats over {b['objects']} objects: ours {fmt(b['ours_stats_objects_per_s'])} "
+                     f"objects/s, peer {fmt(b.get('peer_stats_objects_per_s'))} objects/s. "
+                     f"Sensor poke: {fmt(b['sensor_poke_seconds'])} s.")  # fmt: skip
     if "rss" in results:
         r = results["rss"]
         lines.append(f"Peak RSS, {r['artifact_mb']} MB artifact: upload {r['ours_upload_peak_rss_mb']:.0f} MB vs "
@@ -275,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     parser.add_argument("--no-peer", action="store_true", help="skip DeltaGlider 6.2.0")
     parser.add_argument("--rss-mb", type=int, default=None, help="artifact size for the RSS workload (512)")
+    parser.add_argument("--only", choices=["series", "migrate", "bucket", "rss"], action="append",
+                        help="run only these workloads (repeatable); targets then cover what ran")  # fmt: skip
     args = parser.parse_args(argv)
     q = args.quick
     sizes = {"nightly": (6, 150_000) if q else (30, 1_700_000), "drift": (4, 1_000_000) if q else (9, 16_000_000),
@@ -289,11 +300,15 @@ def main(argv: list[str] | None = None) -> int:
         series = [nightly, corpora.drifting(work, *sizes["drift"])] + [corpora.directory(d) for d in args.dir]
         results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": q, "reps": args.reps,
                                    "machine": machine()}  # fmt: skip
-        results["series"] = [series_workload(bench, s, args.reps, with_peer) for s in series]
-        results["migrate"] = migrate_workload(bench, nightly, sizes["logs"], args.reps, with_peer)
-        releases = nightly.files[:5]
-        results["bucket"] = bucket_workload(bench, sizes["objects"], releases, args.reps, with_peer)
-        results["rss"] = rss_workload(bench, sizes["rss"] * MB)
+        wanted = set(args.only or ["series", "migrate", "bucket", "rss"])
+        if "series" in wanted:
+            results["series"] = [series_workload(bench, s, args.reps, with_peer) for s in series]
+        if "migrate" in wanted:
+            results["migrate"] = migrate_workload(bench, nightly, sizes["logs"], args.reps, with_peer)
+        if "bucket" in wanted:
+            results["bucket"] = bucket_workload(bench, sizes["objects"], nightly.files[:5], args.reps, with_peer)
+        if "rss" in wanted:
+            results["rss"] = rss_workload(bench, sizes["rss"] * MB)
     results["targets"] = targets(results)
     results["duration_s"] = round(time.time() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ def _is_loopback(address: Any) -> bool:
         host = address[0]
     else:
         return True  # AF_UNIX paths
-    if host in ("localhost", ""):
+    if host in ("localhost", "", "ip6-localhost"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -69,8 +69,17 @@ def _guard_network() -> None:
             raise ConnectionRefusedError(f"tests may only connect to loopback, not {address!r}")
         return original_ex(self, address)
 
+    original_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and not _is_loopback((name,)):
+            raise socket.gaierror(f"tests may only resolve loopback names, not {name!r}")
+        return original_getaddrinfo(host, *args, **kwargs)
+
     socket.socket.connect = connect  # type: ignore[method-assign]
     socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = getaddrinfo
 
 
 @dataclass
@@ -95,7 +104,8 @@ def moto_s3() -> Iterator[S3Env]:
     import boto3
     from moto import mock_aws
 
-    with mock_aws():
+    with mock_aws(), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DG_FAST_HEAD", "0")  # moto answers boto3 calls only, not raw HTTP
         client = boto3.client("s3", region_name="us-east-1")
         bucket = new_bucket_name()
         client.create_bucket(Bucket=bucket)

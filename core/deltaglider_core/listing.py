@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .format import DELTA_SUFFIX, is_deltaglider_object, logical_key, meta_get
 from .models import Kind, ObjectInfo
-from .s3 import S3, Head, Listed
+from .s3 import S3, Head, Listed, ListPage
 
 
 def info_from_head(bucket: str, logical: str, head: Head) -> ObjectInfo:
@@ -78,3 +78,36 @@ def iter_objects(
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+def _level(s3: S3, bucket: str, prefix: str) -> tuple[list[Listed], list[str]]:
+    objects: list[Listed] = []
+    prefixes: list[str] = []
+    for page in s3.pages(bucket, prefix, delimiter="/"):
+        objects.extend(page.objects)
+        prefixes.extend(page.prefixes)
+    return objects, prefixes
+
+
+def parallel_pages(s3: S3, bucket: str, prefix: str = "", *, workers: int = 8, depth: int = 3) -> Iterator[ListPage]:
+    """Every object under ``prefix``, listed by several concurrent LISTs (in no particular order).
+
+    Folders are discovered level by level (``Delimiter="/"``, up to ``depth`` levels or until there are
+    ``workers`` of them); objects met on the way are yielded, then each remaining folder is listed in full
+    on a thread pool. Every key is yielded exactly once: it either sits on a level that was listed, or
+    below exactly one remaining folder. A flat prefix simply degrades to one sequential LIST.
+    """
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        frontier = [prefix]
+        for _ in range(depth):
+            if len(frontier) >= workers:
+                break
+            found: list[str] = []
+            for objects, prefixes in pool.map(lambda p: _level(s3, bucket, p), frontier):
+                yield ListPage(objects=objects)
+                found.extend(prefixes)
+            frontier = found
+            if not frontier:
+                return
+        for pages in pool.map(lambda p: list(s3.pages(bucket, p)), frontier):
+            yield from pages

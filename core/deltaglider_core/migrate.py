@@ -20,12 +20,14 @@ from typing import Any
 
 from .errors import DeltaGliderError
 from .format import DELTA_SUFFIX, Location, meta_get
+from .listing import parallel_pages
 from .models import jsonable
 from .policy import is_delta_eligible
 from .progress import LogLike, Progress
 from .s3 import S3, Listed
 from .selection import selected, shard_of
 from .store import DeltaStore
+from .versions import version_order
 
 MAX_LISTED_FAILURES = 20
 
@@ -143,26 +145,43 @@ class Migration:
                 group = "space:" + Location(self.dst[0], dest_key).prefix if archive else "key:" + dest_key
                 if shard_of(group, self.shard[1]) == self.shard[0]:
                     groups.setdefault(group, []).append((obj, dest_key))
-        return scanned, [sorted(v, key=lambda item: item[1]) for _, v in sorted(groups.items())]
+        # Archives of a deltaspace go in version order (1.0.2 before 1.0.10), so each delta is against a
+        # near ancestor and re-basing sees the real drift.
+        return scanned, [sorted(v, key=lambda item: version_order(item[1])) for _, v in sorted(groups.items())]
 
-    def _already_there(self, obj: Listed, dest_key: str) -> bool:
-        bucket = self.dst[0]
-        for stored in (dest_key + DELTA_SUFFIX, dest_key):
-            head = self.store.s3.head(bucket, stored)
+    def _existing(self) -> dict[str, Listed]:
+        """The destination's objects, one LIST (resume checks need no per-object HEAD for plain copies)."""
+        bucket, prefix = self.dst
+        root = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        return {obj.key: obj for page in parallel_pages(self.store.s3, bucket, root) for obj in page.objects}
+
+    def _already_there(self, obj: Listed, dest_key: str, existing: dict[str, Listed]) -> bool:
+        """Same logical key with the same size (and MD5, where both sides have one) at the destination."""
+        source_md5 = obj.etag.strip('"') if obj.etag and "-" not in obj.etag else None
+        if dest_key + DELTA_SUFFIX in existing:
+            head = self.store.s3.head(self.dst[0], dest_key + DELTA_SUFFIX)
             if head is None:
-                continue
+                return False
             size = meta_get(head.metadata, "file-size")
-            original = int(size) if size and size.isdigit() else (None if stored != dest_key else head.size)
             md5 = meta_get(head.metadata, "md5")
-            etag = obj.etag.strip('"')
-            same_md5 = md5 is None or "-" in etag or md5 == etag
-            return original == obj.size and same_md5
-        return False
+            return size == str(obj.size) and (md5 is None or source_md5 is None or md5 == source_md5)
+        plain = existing.get(dest_key)
+        if plain is None:
+            return False
+        dest_md5 = plain.etag.strip('"') if plain.etag and "-" not in plain.etag else None
+        return plain.size == obj.size and (dest_md5 is None or source_md5 is None or dest_md5 == source_md5)
 
-    def _run_job(self, job: list[tuple[Listed, str]], scratch: Path, tally: _Tally, progress: Progress) -> None:
+    def _run_job(
+        self,
+        job: list[tuple[Listed, str]],
+        existing: dict[str, Listed],
+        scratch: Path,
+        tally: _Tally,
+        progress: Progress,
+    ) -> None:
         for obj, dest_key in job:
             try:
-                if self._already_there(obj, dest_key):
+                if self._already_there(obj, dest_key, existing):
                     tally.add(skipped=1)
                 else:
                     fd, name = tempfile.mkstemp(prefix="obj-", dir=scratch)
@@ -193,7 +212,9 @@ class Migration:
                 tempfile.TemporaryDirectory(prefix="dg-migrate-") as scratch,
                 ThreadPoolExecutor(max_workers=self.max_workers) as pool,
             ):
-                for future in [pool.submit(self._run_job, job, Path(scratch), tally, progress) for job in jobs]:
+                existing = self._existing()
+                futures = [pool.submit(self._run_job, job, existing, Path(scratch), tally, progress) for job in jobs]
+                for future in futures:
                     future.result()
             progress.finish()
         duration = time.monotonic() - started

@@ -17,6 +17,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import BucketNotFound, NotFound, StorageError
+from .fast_http import head as fast_head
+from .fast_http import list_page, make_pool
 
 CHUNK = 1 << 20
 DEFAULT_MULTIPART_THRESHOLD = 256 << 20
@@ -70,6 +72,16 @@ class S3:
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self._known_buckets: set[str] = set()
+        self._fast: Any = None
+        self._fast_checked = False
+
+    @property
+    def fast_pool(self) -> Any | None:
+        """The lighter transport for HEAD and LIST (see fast_http), when it is equivalent to boto3's."""
+        if not self._fast_checked:
+            self._fast = make_pool(self.client)
+            self._fast_checked = True
+        return self._fast
 
     def _fail(self, exc: Exception, action: str, bucket: str, key: str | None = None) -> Exception:
         where = f"s3://{bucket}/{key}" if key is not None else f"s3://{bucket}"
@@ -107,6 +119,10 @@ class S3:
 
     def head(self, bucket: str, key: str) -> Head | None:
         """HEAD an object; None when it does not exist."""
+        if self.fast_pool is not None:
+            answered, fields = fast_head(self.client, self.fast_pool, bucket, key)
+            if answered:
+                return None if fields is None else Head(key=key, **fields)
         try:
             resp = self.client.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
@@ -213,7 +229,7 @@ class S3:
         if start_after:
             args["StartAfter"] = start_after
         try:
-            for raw in self.client.get_paginator("list_objects_v2").paginate(**args):
+            for raw in self._raw_pages(args):
                 page = ListPage()
                 for item in raw.get("Contents", []):
                     page.objects.append(
@@ -225,3 +241,19 @@ class S3:
             raise self._fail(exc, "list", bucket, prefix) from exc
         except BotoCoreError as exc:
             raise self._fail(exc, "list", bucket, prefix) from exc
+
+    def _raw_pages(self, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """ListObjectsV2 pages: the fast transport while it answers, boto3 from the same token otherwise."""
+        token: str | None = None
+        while True:
+            params = {**args, **({"ContinuationToken": token} if token else {})}
+            raw = list_page(self.client, self.fast_pool, params) if self.fast_pool is not None else None
+            if raw is None:
+                yield from self.client.get_paginator("list_objects_v2").paginate(
+                    **args, PaginationConfig={"StartingToken": token} if token else {}
+                )
+                return
+            yield raw
+            token = raw.get("NextContinuationToken")
+            if not raw.get("IsTruncated") or not token:
+                return

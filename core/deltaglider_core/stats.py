@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .format import BASES_DIR, DELTA_SUFFIX, REFERENCE_NAME, is_deltaglider_object, is_internal_key, meta_get
+from .listing import parallel_pages
 from .models import jsonable
 from .s3 import S3, Listed
 
@@ -136,7 +137,7 @@ def compute_stats(
     s3.ensure_bucket(bucket)
     spaces: dict[str, _Space] = {}
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        for page in s3.pages(bucket, prefix):
+        for page in parallel_pages(s3, bucket, prefix, workers=min(max_workers, 16)):
             wanted = [o for o in page.objects if _needs_head(o.key, detailed, kinds)]
             heads = dict(zip((o.key for o in wanted), pool.map(lambda o: s3.head(bucket, o.key), wanted), strict=True))
             for obj in page.objects:

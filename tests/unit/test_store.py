@@ -295,3 +295,22 @@ def test_large_files_go_multipart_and_references_stay_conditional(moto_s3: Any, 
     assert moto_s3.client.list_multipart_uploads(Bucket=moto_s3.bucket).get("Uploads", []) == []  # aborted
     res = store.get(moto_s3.bucket, "big/big-1.0.tar", tmp_path / "o.tar")
     assert res.sha256 == _sha(big)
+
+
+def test_parallel_listing_yields_every_key_once(moto_s3: Any) -> None:
+    from deltaglider_core.listing import parallel_pages
+    from deltaglider_core.s3 import S3
+
+    keys = ["top.txt", "a/1", "a/b/2", "a/b/c/3", "a/b/c/d/4", "a/b/c/d/e/5", "z/9"]
+    keys += [f"wide/{i:02d}/f{j}" for i in range(12) for j in range(3)]
+    keys += [f"flat/{i:04d}" for i in range(1100)]  # more than one LIST page in one folder
+    for key in keys:
+        moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=key, Body=b"x")
+    s3 = S3(moto_s3.client)
+    for workers, depth in [(1, 1), (4, 2), (8, 3), (64, 6)]:
+        seen = [
+            o.key for page in parallel_pages(s3, moto_s3.bucket, "", workers=workers, depth=depth) for o in page.objects
+        ]
+        assert sorted(seen) == sorted(keys), (workers, depth)
+    under = [o.key for page in parallel_pages(s3, moto_s3.bucket, "a/", workers=4) for o in page.objects]
+    assert sorted(under) == sorted(k for k in keys if k.startswith("a/"))
