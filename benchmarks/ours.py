@@ -37,15 +37,17 @@ def _store(**kwargs: Any) -> Any:
 
 def op_upload(bucket: str, prefix: str, *files: str) -> dict[str, Any]:
     store = _store(rebase=os.environ.get("BENCH_REBASE", "1") == "1")
-    times, kinds, stored = [], [], 0
+    times, kinds, refs, stored = [], [], [], 0
     started = time.perf_counter()
     for f in files:
         t = time.perf_counter()
         res = store.put(f, bucket, prefix + Path(f).name)
         times.append(time.perf_counter() - t)
         kinds.append(res.kind)
+        refs.append(res.ref_key)
         stored += res.stored_size
-    return {"seconds": time.perf_counter() - started, "per_file_s": times, "kinds": kinds, "stored": stored}
+    return {"seconds": time.perf_counter() - started, "per_file_s": times, "kinds": kinds, "refs": refs,
+            "stored": stored}  # fmt: skip
 
 
 def op_download(bucket: str, dest: str, *keys: str) -> dict[str, Any]:

@@ -87,7 +87,11 @@ def series_workload(bench: Bench, series: corpora.Series, reps: int, with_peer: 
     one_ref = bench.bucket("oneref")
     bench.ours("upload", one_ref, "s/", *files, BENCH_REBASE="0")
     out["ours_one_reference_stored_bytes"] = bench.stored(one_ref)
-    pairs = [p for f in files[1:] for p in (files[0], f)]
+    # The floor is the raw codec on the same pairs our uploads encoded: (file that created the reference, file).
+    first = runs["ours_up"][0]
+    source_of = {ref: f for f, k, ref in zip(files, first["kinds"], first["refs"], strict=True) if k == "reference"}
+    pairs = [p for f, k, ref in zip(files, first["kinds"], first["refs"], strict=True) if k == "delta"
+             for p in (source_of[ref], f)]  # fmt: skip
     floor = bench.ours("floor", *pairs) if pairs else {"encode_s": [0.0], "decode_s": [0.0], "sha256_s": [0.0]}
     up_s = _median([r["seconds"] for r in runs["ours_up"]])
     down_s = _median([r["seconds"] for r in runs["ours_down"]])
