@@ -57,8 +57,9 @@ def migration_source(client: Any, bucket: str, series: Series, logs: int) -> int
 
 
 def big_bucket(client: Any, bucket: str, objects: int, releases: list[Path], store: Any) -> int:
-    """(d) a DeltaGlider bucket of ``objects`` objects: 20% deltas (DeltaGlider 6 metadata, one reference per
-    100-file deltaspace) among plain objects, plus a few real releases stored through the engine.
+    """(d) a DeltaGlider bucket: ``objects`` objects, 20% of them deltas (DeltaGlider 6 metadata, one reference
+    per 100-file deltaspace) among plain objects, plus one flat prefix of ``objects`` more objects holding a
+    few real releases stored through the engine (what the release sensor polls).
 
     The deltas are synthetic (small bodies, real metadata): stats and listings read only metadata.
     """
@@ -83,9 +84,9 @@ def big_bucket(client: Any, bucket: str, objects: int, releases: list[Path], sto
                 (f"{space}/reference.bin", os.urandom(256), {"dg-file-sha256": "0" * 64, "dg-note": "reference"})
             )
     items += [(f"data/{i // 1000:03d}/obj-{i:06d}.bin", os.urandom(64), {}) for i in range(objects - deltas)]
-    items += [(f"releases/noise-{i:05d}.txt", b"x", {}) for i in range(objects // 10)]
+    items += [(f"flat/noise-{i:06d}.txt", b"x", {}) for i in range(objects)]  # one flat prefix for the sensor
     with ThreadPoolExecutor(max_workers=32) as pool:
         list(pool.map(lambda kv: client.put_object(Bucket=bucket, Key=kv[0], Body=kv[1], Metadata=kv[2]), items))
     for path in releases:
-        store.put(path, bucket, f"releases/{path.name}")
+        store.put(path, bucket, f"flat/{path.name}")
     return len(items) + len(releases)

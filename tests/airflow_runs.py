@@ -64,3 +64,22 @@ def conn_env(conn_id: str, s3: Any, **extra: Any) -> tuple[str, str]:
         fields["endpoint_url"] = s3.endpoint_url
     payload = {"conn_type": "deltaglider", "login": s3.access_key, "password": s3.secret_key, "extra": fields}
     return f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(payload)
+
+
+def asset_events(name: str) -> list[dict[str, Any]]:
+    """Extras of the asset events recorded for the asset named ``name`` (oldest first).
+
+    Airflow normalises an asset's URI (``s3://b/p/`` becomes ``s3://b/p``); its name stays as given.
+    """
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .filter(AssetModel.name == name)
+            .order_by(AssetEvent.id)
+            .all()
+        )
+        return [dict(r.extra) for r in rows]

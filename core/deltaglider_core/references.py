@@ -7,7 +7,10 @@ overwritten, and a writer that loses the race uses the winner's reference instea
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,11 +40,59 @@ class Base:
     source_name: str | None
 
 
+HOT_REFERENCES = 4
+
+
 class References:
-    def __init__(self, s3: S3, cache: ReferenceCache, tool: str) -> None:
+    """Reference lookup, creation and materialisation for one store.
+
+    The few references in use (``HOT_REFERENCES``) stay decrypted in the store's private 0700 work directory
+    for the life of the process, so consecutive uploads against one reference do not decrypt and re-hash it
+    from the (encrypted) cache each time; callers get a hard link, so eviction never pulls a file from
+    under a running encode.
+    """
+
+    def __init__(self, s3: S3, cache: ReferenceCache, tool: str, work_dir: Path) -> None:
         self.s3 = s3
         self.cache = cache
         self.tool = tool
+        self._hot_dir = work_dir / "hot"
+        self._hot_dir.mkdir(mode=0o700, exist_ok=True)
+        self._hot: OrderedDict[str, tuple[Path, int, int]] = OrderedDict()  # sha -> (path, size, mtime_ns)
+        self._hot_lock = threading.Lock()
+
+    def _from_hot(self, sha256: str, dest: Path) -> bool:
+        with self._hot_lock:
+            entry = self._hot.get(sha256)
+            if entry is None:
+                return False
+            path, size, mtime = entry
+            try:
+                stat = path.stat()
+                if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
+                    raise OSError("changed since it was verified")
+                os.link(path, dest)
+            except OSError:
+                self._hot.pop(sha256, None)
+                path.unlink(missing_ok=True)
+                return False
+            self._hot.move_to_end(sha256)
+        return True
+
+    def _keep_hot(self, sha256: str, plain: Path) -> None:
+        target = self._hot_dir / sha256
+        with self._hot_lock:
+            if sha256 in self._hot:
+                return
+            try:
+                os.link(plain, target)
+                stat = target.stat()
+            except OSError:
+                return  # another filesystem or already there: just do without
+            self._hot[sha256] = (target, stat.st_size, stat.st_mtime_ns)
+            while len(self._hot) > HOT_REFERENCES:
+                _, (old, _, _) = self._hot.popitem(last=False)
+                old.unlink(missing_ok=True)
 
     def head_base(self, bucket: str, key: str) -> Base | None:
         head = self.s3.head(bucket, key)
@@ -85,6 +136,7 @@ class References:
         if not self.s3.upload(path, loc.bucket, key, meta, if_none_match=True):
             return None
         self.cache.store(digest.sha256, path)
+        self._keep_hot(digest.sha256, path)
         head = self.s3.head(loc.bucket, key)  # the server's LastModified starts this base's history
         modified = head.last_modified if head is not None else None
         return Base(loc.bucket, key, generation, digest.sha256, digest.size, modified, loc.name)
@@ -98,7 +150,10 @@ class References:
 
     def materialise(self, bucket: str, key: str, sha256: str | None, dest: Path) -> str:
         """Write the verified plaintext of reference ``key`` to ``dest``; return its SHA-256."""
+        if sha256 and self._from_hot(sha256, dest):
+            return sha256
         if sha256 and self.cache.fetch(sha256, dest):
+            self._keep_hot(sha256, dest)
             return sha256
         try:
             head = self.s3.download(bucket, key, dest)
@@ -116,6 +171,7 @@ class References:
                 f"{expected}. Restore the reference from a backup or version history."
             )
         self.cache.store(actual, dest)
+        self._keep_hot(actual, dest)
         return actual
 
     def history(self, loc: Location, base: Base) -> list[int]:

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,6 @@ class DeltaStore:
         self.s3 = (
             S3(s3_client) if multipart_threshold is None else S3(s3_client, multipart_threshold=multipart_threshold)
         )
-        self.refs = References(self.s3, self.cache, TOOL)
         self.log = logger or logging.getLogger("deltaglider_core")
         self._bases: dict[tuple[str, str], Base] = {}
         self._ledgers: dict[tuple[str, str], list[int]] = {}  # (bucket, reference key) -> delta sizes
@@ -99,6 +99,8 @@ class DeltaStore:
         self._work = Path(tempfile.mkdtemp(prefix="deltaglider-work-"))
         os.chmod(self._work, 0o700)
         atexit.register(shutil.rmtree, self._work, True)
+        self.refs = References(self.s3, self.cache, TOOL, self._work)
+        self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deltaglider-side")
 
     # ------------------------------------------------------------------ writes
     def put(self, path: str | os.PathLike[str], bucket: str, key: str, *, max_ratio: float | None = None) -> PutResult:
@@ -240,9 +242,12 @@ class DeltaStore:
             note=note,
         )
         self.s3.upload(delta, loc.bucket, loc.delta_key, meta)
-        self.s3.delete(loc.bucket, loc.key)  # an older direct copy of the same logical key
+        # Both after the write, side by side: drop an older direct copy of the same logical key, and make
+        # sure the reference this delta needs still exists (a concurrent delete may have removed it).
+        dropped = self._side.submit(self.s3.delete, loc.bucket, loc.key)
         if self.refs.restore(loc.bucket, base.key, reference, base.sha256, base.source_name):
             self.log.warning("reference s3://%s/%s vanished during the upload and was restored", loc.bucket, base.key)
+        dropped.result()
         return PutResult(
             bucket=loc.bucket,
             key=loc.key,

@@ -48,7 +48,9 @@ def test_upload_download_through_airflow(seaweed_s3: Any, builds: Any, tmp_path:
     from airflow.sdk import DAG
 
     from airflow_provider_deltaglider.operators.download import DeltaGliderDownloadOperator
+    from airflow_provider_deltaglider.operators.sync import DeltaGliderSyncOperator
     from airflow_provider_deltaglider.operators.upload import DeltaGliderUploadOperator
+    from tests.airflow_runs import asset_events
 
     name, value = conn_env("dg_up", seaweed_s3)
     monkeypatch.setenv(name, value)
@@ -61,9 +63,30 @@ def test_upload_download_through_airflow(seaweed_s3: Any, builds: Any, tmp_path:
         down = DeltaGliderDownloadOperator(
             task_id="download", source=f"s3://{b}/nightly/", dest=str(tmp_path / "out"), deltaglider_conn_id="dg_up"
         )
-        up >> down
+        mirror = DeltaGliderSyncOperator(
+            task_id="sync_down", source=f"s3://{b}/nightly/", dest=str(tmp_path / "mirror"), deltaglider_conn_id="dg_up"
+        )
+        resync = DeltaGliderSyncOperator(
+            task_id="sync_again",
+            source=f"s3://{b}/nightly/",
+            dest=str(tmp_path / "mirror"),
+            deltaglider_conn_id="dg_up",
+        )
+        up >> down >> mirror >> resync
     result = run_dag(dag)
-    assert result.states == {"upload": "success", "download": "success"}
+    assert result.states == {
+        "upload": "success",
+        "download": "success",
+        "sync_down": "success",
+        "sync_again": "success",
+    }
+    assert result.xcoms["sync_down"]["transferred_count"] == 4
+    assert (result.xcoms["sync_again"]["transferred_count"], result.xcoms["sync_again"]["unchanged"]) == (0, 4)
+    for f in files:
+        assert (tmp_path / "mirror" / f.name).read_bytes() == f.read_bytes()
+    events = asset_events(f"s3://{b}/nightly/")
+    assert events[-1] == {"count": 4, "original_bytes": sum(f.stat().st_size for f in files),
+                          "stored_bytes": result.xcoms["upload"]["stored_bytes"]}  # fmt: skip
     for f in files:
         assert (
             hashlib.sha256((tmp_path / "out" / f.name).read_bytes()).digest() == hashlib.sha256(f.read_bytes()).digest()

@@ -200,7 +200,8 @@ def test_tampered_cache_is_refetched(moto_s3: Any, builds: Any, tmp_path: Path) 
     entries = list(store.cache.directory.glob("*.fernet"))  # type: ignore[attr-defined]
     assert len(entries) == 1
     entries[0].write_bytes(b"\x00\x00\x00\x05junk!")
-    res = store.get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "o.zip")
+    reader = DeltaStore(moto_s3.client, cache=store.cache)  # same cache, nothing decrypted in memory yet
+    res = reader.get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "o.zip")
     assert res.sha256 == _sha(v1)
     assert entries[0].exists()  # re-fetched from S3 and cached again, valid
 
