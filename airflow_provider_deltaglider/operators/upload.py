@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import Asset
 from deltaglider_core.errors import InvalidLocation
+from deltaglider_core.format import folder
 from deltaglider_core.progress import Progress
 
 from .base import DeltaGliderBaseOperator, split_url
@@ -79,7 +80,7 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         started = time.monotonic()
         bucket, prefix = split_url(self.dest)
-        base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        base = folder(prefix)
         files = resolve_sources(self.source, allow_empty=self.allow_empty)
         store = self.hook.get_store()
         store.s3.ensure_bucket(bucket)

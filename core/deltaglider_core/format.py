@@ -180,6 +180,11 @@ def logical_key(stored_key: str) -> str | None:
     return stored_key
 
 
+def folder(prefix: str) -> str:
+    """A prefix as a folder: '' stays '', anything else ends with exactly one trailing '/'."""
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
 def parse_s3_url(url: str) -> tuple[str, str]:
     """Split ``s3://bucket/prefix`` into (bucket, prefix). The prefix may be empty."""
     if not isinstance(url, str) or not url.startswith("s3://"):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DeltaGliderError
-from .format import DELTA_SUFFIX, Location, meta_get
+from .format import DELTA_SUFFIX, Location, folder, meta_get
 from .listing import parallel_pages
 from .models import jsonable
 from .policy import is_delta_eligible
@@ -68,9 +68,9 @@ class MigrationReport:
 
 def dest_key_for(source_key: str, source_prefix: str, dest_prefix: str, preserve_prefix: bool) -> str:
     """``s3://src/a/b/`` -> ``s3://dst/x/``: ``a/b/k`` becomes ``x/b/k`` (or ``x/k`` without preserve)."""
-    root = source_prefix if not source_prefix or source_prefix.endswith("/") else source_prefix + "/"
+    root = folder(source_prefix)
     relative = source_key[len(root) :]
-    dest_root = dest_prefix if not dest_prefix or dest_prefix.endswith("/") else dest_prefix + "/"
+    dest_root = folder(dest_prefix)
     kept = root.rstrip("/").rpartition("/")[2] if preserve_prefix and root else ""
     return f"{dest_root}{kept}/{relative}" if kept else f"{dest_root}{relative}"
 
@@ -132,7 +132,7 @@ class Migration:
     def plan(self) -> tuple[int, list[list[tuple[Listed, str]]]]:
         """(objects scanned, jobs of (source object, destination key)) for this shard."""
         bucket, prefix = self.src
-        root = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        root = folder(prefix)
         groups: dict[str, list[tuple[Listed, str]]] = {}
         scanned = 0
         for page in self.source.pages(bucket, root):
@@ -152,7 +152,7 @@ class Migration:
     def _existing(self) -> dict[str, Listed]:
         """The destination's objects, one LIST (resume checks need no per-object HEAD for plain copies)."""
         bucket, prefix = self.dst
-        root = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        root = folder(prefix)
         return {obj.key: obj for page in parallel_pages(self.store.s3, bucket, root) for obj in page.objects}
 
     def _already_there(self, obj: Listed, dest_key: str, existing: dict[str, Listed]) -> bool:

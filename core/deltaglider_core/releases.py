@@ -15,6 +15,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from .errors import InvalidLocation
+from .format import folder
 from .models import ObjectInfo, jsonable
 from .store import DeltaStore
 from .versions import Version, parse_version
@@ -87,7 +88,7 @@ def _order(item: tuple[ObjectInfo, Version | None]) -> tuple[Any, ...]:
 
 def find_releases(store: DeltaStore, query: ReleaseQuery) -> list[Release]:
     """All new releases, oldest version first (the newest last), the newest with its SHA-256."""
-    base = query.prefix if not query.prefix or query.prefix.endswith("/") else query.prefix + "/"
+    base = folder(query.prefix)
     narrowed = base + (literal_prefix(query.pattern) if query.regex is None else "")
     candidates: list[tuple[ObjectInfo, Version | None]] = []
     for obj in store.list(query.bucket, narrowed, recursive=False, with_metadata=False):

@@ -18,6 +18,7 @@ from typing import Any
 
 from .digest import sha256_file
 from .errors import DeltaGliderError, InvalidLocation
+from .format import folder
 from .models import ObjectInfo, jsonable
 from .paths import UnsafeKey, inside, safe_local_path
 from .progress import LogLike, Progress
@@ -42,10 +43,6 @@ class SyncReport:
         out: dict[str, Any] = jsonable(asdict(self))
         out.update(transferred_count=len(self.transferred), deleted_count=len(self.deleted))
         return out
-
-
-def _prefix_root(prefix: str) -> str:
-    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
 def local_files(root: Path, log: LogLike) -> Iterator[tuple[str, Path]]:
@@ -91,7 +88,7 @@ def sync_up(
     root = Path(local_dir)
     if not root.is_dir():
         raise InvalidLocation(f"Sync source {str(root)!r} is not a directory: check the path.")
-    base = _prefix_root(prefix)
+    base = folder(prefix)
     remote = {o.key[len(base) :]: o for o in store.list(bucket, base)}
     local = {rel: path for rel, path in local_files(root, log) if selected(rel, include, exclude)}
     todo = [rel for rel, path in local.items() if rel not in remote or _differs(path, remote[rel], False)]
@@ -136,7 +133,7 @@ def sync_down(
     started = time.monotonic()
     root = Path(local_dir)
     root.mkdir(parents=True, exist_ok=True)
-    base = _prefix_root(prefix)
+    base = folder(prefix)
     refused: list[str] = []
     wanted: dict[str, tuple[ObjectInfo, Path]] = {}
     for obj in store.list(bucket, base):
