@@ -63,7 +63,7 @@ def test_deferrable_sensor_resumes_from_trigger(
     store = DeltaStore(moto_s3.client)
     store.put(builds(0), moto_s3.bucket, "rel/app-0.9.zip")  # too old: the first poke finds nothing new
     path = builds(1)
-    later = threading.Timer(6.0, store.put, args=(path, moto_s3.bucket, "rel/app-2.0.0.zip"))
+    later = threading.Timer(10.0, store.put, args=(path, moto_s3.bucket, "rel/app-2.0.0.zip"))
     later.start()
     with DAG("sensor_deferred", schedule=None, start_date=START) as dag:
         DeltaGliderReleaseSensor(
