@@ -24,6 +24,7 @@ from .format import (
     meta_get,
     reference_metadata,
 )
+from .policy import BaseHistory
 from .s3 import S3
 
 
@@ -60,6 +61,47 @@ class References:
         self._hot_dir.mkdir(mode=0o700, exist_ok=True)
         self._hot: OrderedDict[str, tuple[Path, int, int]] = OrderedDict()  # sha -> (path, size, mtime_ns)
         self._hot_lock = threading.Lock()
+        self._newest: dict[tuple[str, str], Base] = {}  # (bucket, deltaspace prefix) -> newest reference
+        self._ledgers: dict[tuple[str, str], list[int]] = {}  # (bucket, reference key) -> delta sizes
+        self._state_lock = threading.Lock()
+
+    def newest(self, loc: Location, *, fresh: bool = False) -> Base | None:
+        """The deltaspace's newest reference, remembered per store (references are immutable)."""
+        with self._state_lock:
+            known = None if fresh else self._newest.get((loc.bucket, loc.prefix))
+        if known is not None:
+            return known
+        base = self.current(loc)
+        if base is not None:
+            self.remember(loc, base)
+        return base
+
+    def remember(self, loc: Location, base: Base, *, created: bool = False) -> None:
+        """Note ``base`` as the deltaspace's newest reference; one this store created starts an empty ledger."""
+        with self._state_lock:
+            known = self._newest.get((loc.bucket, loc.prefix))
+            if known is None or base.generation >= known.generation:
+                self._newest[(loc.bucket, loc.prefix)] = base
+            if created:
+                self._ledgers[(loc.bucket, base.key)] = []
+
+    def ledger(self, loc: Location, base: Base) -> BaseHistory:
+        """Delta sizes stored against ``base``: exact for what this store wrote, seeded once from S3."""
+        ident = (loc.bucket, base.key)
+        with self._state_lock:
+            known = self._ledgers.get(ident)
+        if known is None:
+            seeded = self.history(loc, base)
+            with self._state_lock:
+                known = self._ledgers.setdefault(ident, seeded)
+        return BaseHistory(tuple(known))
+
+    def record(self, bucket: str, ref_key: str, delta_size: int) -> None:
+        """Add a delta just stored against ``ref_key`` to its ledger."""
+        with self._state_lock:
+            ledger = self._ledgers.get((bucket, ref_key))
+            if ledger is not None:
+                ledger.append(delta_size)
 
     def _from_hot(self, sha256: str, dest: Path) -> bool:
         with self._hot_lock:

@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -40,7 +39,6 @@ from .listing import info_from_head, iter_objects
 from .models import DeleteResult, GetResult, Kind, ObjectInfo, PutResult
 from .policy import (
     DEFAULT_DELTA_EXTENSIONS,
-    BaseHistory,
     delta_is_poor,
     is_delta_eligible,
     normalise_extensions,
@@ -93,9 +91,6 @@ class DeltaStore:
             S3(s3_client) if multipart_threshold is None else S3(s3_client, multipart_threshold=multipart_threshold)
         )
         self.log = logger or logging.getLogger("deltaglider_core")
-        self._bases: dict[tuple[str, str], Base] = {}
-        self._ledgers: dict[tuple[str, str], list[int]] = {}  # (bucket, reference key) -> delta sizes
-        self._bases_lock = threading.Lock()
         self._work = Path(tempfile.mkdtemp(prefix="deltaglider-work-"))
         os.chmod(self._work, 0o700)
         atexit.register(shutil.rmtree, self._work, True)
@@ -121,49 +116,12 @@ class DeltaStore:
         )  # fmt: skip
         return result
 
-    def _current_base(self, loc: Location, *, fresh: bool = False) -> Base | None:
-        """The deltaspace's newest reference, cached per store (references are immutable)."""
-        space = (loc.bucket, loc.prefix)
-        with self._bases_lock:
-            cached = None if fresh else self._bases.get(space)
-        if cached is not None:
-            return cached
-        base = self.refs.current(loc)
-        if base is not None:
-            self._remember(loc, base)
-        return base
-
-    def _remember(self, loc: Location, base: Base, *, created: bool = False) -> None:
-        with self._bases_lock:
-            known = self._bases.get((loc.bucket, loc.prefix))
-            if known is None or base.generation >= known.generation:
-                self._bases[(loc.bucket, loc.prefix)] = base
-            if created:
-                self._ledgers[(loc.bucket, base.key)] = []
-
-    def _ledger(self, loc: Location, base: Base) -> BaseHistory:
-        """Delta sizes stored against ``base``: exact for what this store wrote, seeded once from S3."""
-        ident = (loc.bucket, base.key)
-        with self._bases_lock:
-            known = self._ledgers.get(ident)
-        if known is None:
-            seeded = self.refs.history(loc, base)
-            with self._bases_lock:
-                known = self._ledgers.setdefault(ident, seeded)
-        return BaseHistory(tuple(known))
-
-    def _record(self, bucket: str, ref_key: str, delta_size: int) -> None:
-        with self._bases_lock:
-            ledger = self._ledgers.get((bucket, ref_key))
-            if ledger is not None:
-                ledger.append(delta_size)
-
     def _put_archive(self, source: Path, loc: Location, digest: FileDigest, limit: float, scratch: Path) -> PutResult:
-        base = self._current_base(loc)
+        base = self.refs.newest(loc)
         if base is None:
             created = self.refs.create(loc, 0, source, digest)
             if created is not None:
-                self._remember(loc, created, created=True)
+                self.refs.remember(loc, created, created=True)
                 return self._put_zero_diff(source, loc, digest, created, scratch, rebased=False)
             base = self._require_base(loc)  # lost the race: encode against the winner's reference
         reference = scratch / "reference"
@@ -181,20 +139,20 @@ class DeltaStore:
                 loc.bucket, loc.key, 100 * delta_size / digest.size, limit,
             )  # fmt: skip
             return self._put_direct(source, loc, digest, delta_ratio=delta_size / digest.size, replaces_delta=True)
-        if self.rebase and should_rebase(self._ledger(loc, base), delta_size, digest.size):
+        if self.rebase and should_rebase(self.refs.ledger(loc, base), delta_size, digest.size):
             fresh = self.refs.create(loc, base.generation + 1, source, digest)
             if fresh is not None:
-                self._remember(loc, fresh, created=True)
+                self.refs.remember(loc, fresh, created=True)
                 return self._put_zero_diff(source, loc, digest, fresh, scratch, rebased=True)
             base = self._require_base(loc)
             self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
             cmd = self.codec.encode(reference, source, delta)
         result = self._store_delta(source, loc, digest, base, reference, delta, cmd, None)
-        self._record(loc.bucket, base.key, result.stored_size)
+        self.refs.record(loc.bucket, base.key, result.stored_size)
         return result
 
     def _require_base(self, loc: Location) -> Base:
-        base = self._current_base(loc, fresh=True)
+        base = self.refs.newest(loc, fresh=True)
         if base is None:
             raise NotFound(
                 f"Reference for s3://{loc.bucket}/{loc.children_prefix} disappeared during the upload of "

@@ -117,6 +117,25 @@ def sync_up(
     )
 
 
+def _fetch(store: DeltaStore, bucket: str, items: list[tuple[ObjectInfo, Path]], log: LogLike) -> int:
+    """Download each object to its path, stamping the object's modification time; bytes received."""
+    progress = Progress("sync down", len(items), None, log)
+    received = 0
+    for obj, path in items:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            result = store.get(bucket, obj.key, path)
+        except DeltaGliderError as exc:
+            raise type(exc)(f"sync of s3://{bucket}/{obj.key} to {path} failed: {exc}") from exc
+        if obj.last_modified is not None:
+            stamp = obj.last_modified.timestamp()
+            os.utime(path, (stamp, stamp))
+        received += result.size
+        progress.advance(1, result.size)
+    progress.finish()
+    return received
+
+
 def sync_down(
     store: DeltaStore,
     bucket: str,
@@ -148,24 +167,10 @@ def sync_down(
     todo = [rel for rel, (obj, path) in wanted.items() if not path.exists() or _differs(path, obj, True)]
     present = {rel for rel, _ in local_files(root, log)}
     gone = sorted(r for r in present if r not in wanted and selected(r, include, exclude)) if delete else []
-    received = 0
+    received = 0 if dry_run else _fetch(store, bucket, [wanted[rel] for rel in todo], log)
     if not dry_run:
-        progress = Progress("sync down", len(todo), None, log)
-        for rel in todo:
-            obj, path = wanted[rel]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                result = store.get(bucket, obj.key, path)
-            except DeltaGliderError as exc:
-                raise type(exc)(f"sync of s3://{bucket}/{obj.key} to {path} failed: {exc}") from exc
-            if obj.last_modified is not None:
-                stamp = obj.last_modified.timestamp()
-                os.utime(path, (stamp, stamp))
-            received += result.size
-            progress.advance(1, result.size)
         for rel in gone:
             (root / rel).unlink()
-        progress.finish()
     return SyncReport(
         direction="download",
         source=f"s3://{bucket}/{base}",
