@@ -102,17 +102,51 @@ class DeltaGliderReleaseTrigger(_ReleasePolling, BaseTrigger):
 class DeltaGliderReleaseEventTrigger(_ReleasePolling, BaseEventTrigger):
     """For ``Asset(..., watchers=[AssetWatcher(name, trigger)])``: one event per new release.
 
-    Releases present when the trigger starts are the baseline (unless ``newer_than``/``after_version``
-    define newness, in which case every qualifying release is announced once).
+    The keys already announced are kept in the watched asset's state store (``asset_state_store``, which
+    the triggerer injects), so a triggerer restart neither repeats releases nor misses those that landed
+    while it was down. Without a state store (or on its first run) the releases present at start are the
+    baseline, unless ``newer_than``/``after_version`` define newness, in which case every qualifying
+    release is announced once.
     """
+
+    STATE_KEY = "deltaglider_announced_releases"
+    STATE_LIMIT = 10_000
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return ("airflow_provider_deltaglider.triggers.release.DeltaGliderReleaseEventTrigger", _fields(self))
 
+    def _state(self) -> Any:
+        return getattr(self, "asset_state_store", None)
+
+    async def _load_seen(self) -> set[str] | None:
+        state = self._state()
+        if state is None:
+            return None
+        try:
+            value = await state.aget(self.STATE_KEY, None)
+        except Exception as exc:  # noqa: BLE001 - the watch goes on without persisted state
+            self.log.warning("could not read announced releases from the asset state store: %s", exc)
+            return None
+        return set(value) if isinstance(value, list) else None
+
+    async def _save_seen(self, order: list[str], seen: set[str]) -> None:
+        state = self._state()
+        if state is None:
+            return
+        kept = [key for key in order if key in seen][-self.STATE_LIMIT :]
+        try:
+            await state.aset(self.STATE_KEY, kept)
+        except Exception as exc:  # noqa: BLE001 - worst case a restart re-baselines
+            self.log.warning("could not store announced releases in the asset state store: %s", exc)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        seen: set[str] = set()
-        if not (self.newer_than or self.after_version):
-            seen = {r.key for r in await asyncio.to_thread(self._check)}
+        seen = await self._load_seen()
+        if seen is None:
+            seen = set()
+            if not (self.newer_than or self.after_version):
+                baseline = await asyncio.to_thread(self._check)
+                seen = {r.key for r in baseline}
+                await self._save_seen([r.key for r in baseline], seen)
         while True:
             try:
                 releases = await asyncio.to_thread(self._check)
@@ -120,8 +154,10 @@ class DeltaGliderReleaseEventTrigger(_ReleasePolling, BaseEventTrigger):
                 self.log.error("release watch on %s failed: %s", self.location, exc)
                 await asyncio.sleep(self.poke_interval)
                 continue
-            for release in releases:
-                if release.key not in seen:
-                    seen.add(release.key)
-                    yield TriggerEvent({"status": "success", "release": release.to_dict()})
+            fresh = [r for r in releases if r.key not in seen]
+            if fresh:
+                seen.update(r.key for r in fresh)
+                await self._save_seen([r.key for r in releases], seen)
+            for release in fresh:
+                yield TriggerEvent({"status": "success", "release": release.to_dict()})
             await asyncio.sleep(self.poke_interval)

@@ -161,3 +161,53 @@ def test_event_trigger_yields_one_event_per_new_release(moto_s3: Any, conn: str,
         return seen
 
     assert sorted(asyncio.run(scenario())) == ["rel/app-1.1.zip", "rel/app-1.2.zip"]
+
+
+class MemoryState:
+    """Stands in for the triggerer's asset_state_store (same async get/set contract)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+def test_event_trigger_state_survives_a_triggerer_restart(moto_s3: Any, conn: str, builds: Any) -> None:
+    store = DeltaStore(moto_s3.client)
+    store.put(builds(0), moto_s3.bucket, "rel/app-1.0.zip")
+    state = MemoryState()
+
+    def trigger() -> DeltaGliderReleaseEventTrigger:
+        t = DeltaGliderReleaseEventTrigger(
+            location=f"s3://{moto_s3.bucket}/rel/", pattern="app-*.zip", deltaglider_conn_id=conn, poke_interval=0.1
+        )
+        t.asset_state_store = state  # type: ignore[assignment]
+        return t
+
+    async def first_life() -> str:
+        agen = trigger().run()
+        pending = asyncio.ensure_future(agen.__anext__())
+        await asyncio.sleep(2.0)  # baseline taken and stored
+        await asyncio.to_thread(store.put, builds(1), moto_s3.bucket, "rel/app-1.1.zip")
+        event = await asyncio.wait_for(pending, 10)
+        await agen.aclose()
+        return str(event.payload["release"]["key"])
+
+    assert asyncio.run(first_life()) == "rel/app-1.1.zip"
+    assert sorted(state.values[DeltaGliderReleaseEventTrigger.STATE_KEY]) == ["rel/app-1.0.zip", "rel/app-1.1.zip"]
+    store.put(builds(2), moto_s3.bucket, "rel/app-1.2.zip")  # lands while the triggerer is down
+
+    async def second_life() -> list[str]:
+        agen = trigger().run()
+        got = [str((await asyncio.wait_for(agen.__anext__(), 10)).payload["release"]["key"])]
+        extra = asyncio.ensure_future(agen.__anext__())
+        await asyncio.sleep(0.5)
+        assert not extra.done()  # 1.0 and 1.1 are not announced again
+        extra.cancel()
+        return got
+
+    assert asyncio.run(second_life()) == ["rel/app-1.2.zip"]
