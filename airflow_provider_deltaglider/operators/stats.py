@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from deltaglider_core.progress import Progress
 from deltaglider_core.report import render_table, write_reports
 from deltaglider_core.stats import compute_stats
 
@@ -52,9 +53,17 @@ class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         bucket, prefix = self._split()
         store = self.hook.get_store()
+        progress = Progress("stats", 0, None, self.log)  # the total is unknown until the listing ends
         stats = compute_stats(
-            store.s3, bucket, prefix, detailed=self.detailed, kinds=self.kinds, max_workers=store.max_workers
+            store.s3,
+            bucket,
+            prefix,
+            detailed=self.detailed,
+            kinds=self.kinds,
+            max_workers=store.max_workers,
+            on_page=lambda listed: progress.advance(listed),
         )
+        progress.finish()
         self.log.info("DeltaGlider storage stats\n%s", render_table(stats))
         result = stats.to_dict()
         if self.report_path:

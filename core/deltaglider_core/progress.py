@@ -62,10 +62,11 @@ class Progress:
         elapsed = max((now or time.monotonic()) - self._start, 1e-9)
         rate = self.done_objects / elapsed
         remaining = self.total_objects - self.done_objects
-        eta = f"{remaining / rate:.0f}s" if rate > 0 else "?"
+        eta = f"{remaining / rate:.0f}s" if rate > 0 and self.total_objects else "?"
         total = f"/{human_bytes(self.total_bytes)}" if self.total_bytes is not None else ""
+        of_total = f"/{self.total_objects}" if self.total_objects else ""
         return (
-            f"{self.label}: {self.done_objects}/{self.total_objects} objects, "
+            f"{self.label}: {self.done_objects}{of_total} objects, "
             f"{human_bytes(self.done_bytes)}{total}, {rate:.1f} objects/s, "
             f"{human_bytes(self.done_bytes / elapsed)}/s, ETA {eta}"
         )

@@ -34,3 +34,26 @@ def test_rent_or_buy() -> None:
     assert not should_rebase(BaseHistory(drift[:6]), 210, 1000)  # rent 450+180=630 < 1.25*790
     assert not should_rebase(BaseHistory(drift[:7]), 240, 1000)  # rent 630+210=840 < 1.25*760=950
     assert should_rebase(BaseHistory(drift), 270, 1000)  # rent 840+240=1080 >= 1.25*730=912.5
+
+
+def test_progress_lines() -> None:
+    import logging
+
+    from deltaglider_core.progress import Progress
+
+    lines: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    log = logging.getLogger("test-progress")
+    log.addHandler(Capture())
+    log.setLevel(logging.INFO)
+    known = Progress("upload", 4, 4 << 20, log, interval=0.0)
+    known.advance(1, 1 << 20)
+    assert lines[-1].startswith("upload: 1/4 objects, 1.0 MiB/4.0 MiB, ") and "ETA" in lines[-1]
+    unknown = Progress("stats", 0, None, log, interval=0.0)
+    unknown.advance(1000)
+    unknown.finish()
+    assert lines[-1].startswith("stats: 1000 objects, 0 B, ") and lines[-1].endswith("ETA ? (done)")
