@@ -177,8 +177,7 @@ class References:
         meta = reference_metadata(self.tool, loc.name, digest.sha256, digest.md5)
         if not self.s3.upload(path, loc.bucket, key, meta, if_none_match=True):
             return None
-        self.cache.store(digest.sha256, path)
-        self._keep_hot(digest.sha256, path)
+        self.cache.store(digest.sha256, path)  # not kept hot: ``path`` is the caller's file, never linked
         head = self.s3.head(loc.bucket, key)  # the server's LastModified starts this base's history
         modified = head.last_modified if head is not None else None
         return Base(loc.bucket, key, generation, digest.sha256, digest.size, modified, loc.name)
@@ -191,7 +190,12 @@ class References:
         return self.s3.upload(path, bucket, key, meta, if_none_match=True)
 
     def materialise(self, bucket: str, key: str, sha256: str | None, dest: Path) -> str:
-        """Write the verified plaintext of reference ``key`` to ``dest``; return its SHA-256."""
+        """Write the verified plaintext of reference ``key`` to ``dest``; return its SHA-256.
+
+        ``dest`` is replaced, never written through: a path left from an earlier call may be a hard link to a
+        decrypted reference that other encodes are reading.
+        """
+        dest.unlink(missing_ok=True)
         if sha256 and self._from_hot(sha256, dest):
             return sha256
         if sha256 and self.cache.fetch(sha256, dest):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -315,3 +316,24 @@ def test_parallel_listing_yields_every_key_once(moto_s3: Any) -> None:
         assert sorted(seen) == sorted(keys), (workers, depth)
     under = [o.key for page in parallel_pages(s3, moto_s3.bucket, "a/", workers=4) for o in page.objects]
     assert sorted(under) == sorted(k for k in keys if k.startswith("a/"))
+
+
+def test_materialising_again_never_writes_through_a_shared_reference(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
+    """A scratch path may be a hard link to a decrypted reference that other encodes are reading: reusing
+    that path for another reference must replace the link, never rewrite the shared file."""
+    store = DeltaStore(moto_s3.client)
+    first, second = builds(0), builds(0, seed=42, name="other")
+    first_bytes, second_bytes = first.read_bytes(), second.read_bytes()
+    store.put(first, moto_s3.bucket, "a/app-1.0.0.zip")
+    store.put(second, moto_s3.bucket, "b/other-1.0.0.zip")
+    scratch = tmp_path / "reference"
+    shared = tmp_path / "another-encode-reading-it"
+    store.refs.materialise(moto_s3.bucket, "a/reference.bin", hashlib.sha256(first_bytes).hexdigest(), scratch)
+    os.link(scratch, shared)
+    store.refs.materialise(moto_s3.bucket, "b/reference.bin", hashlib.sha256(second_bytes).hexdigest(), scratch)
+    assert scratch.read_bytes() == second_bytes
+    assert shared.read_bytes() == first_bytes
+    assert first.read_bytes() == first_bytes and second.read_bytes() == second_bytes  # the user's files too
+    again = tmp_path / "again"
+    store.refs.materialise(moto_s3.bucket, "a/reference.bin", hashlib.sha256(first_bytes).hexdigest(), again)
+    assert again.read_bytes() == first_bytes
