@@ -17,8 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import BucketNotFound, NotFound, StorageError
-from .fast_http import head as fast_head
-from .fast_http import list_page, make_pool
+from .fast_http import FastS3, make_fast
 
 CHUNK = 1 << 20
 DEFAULT_MULTIPART_THRESHOLD = 256 << 20
@@ -72,14 +71,14 @@ class S3:
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self._known_buckets: set[str] = set()
-        self._fast: Any = None
+        self._fast: FastS3 | None = None
         self._fast_checked = False
 
     @property
-    def fast_pool(self) -> Any | None:
+    def fast(self) -> FastS3 | None:
         """The lighter transport for HEAD and LIST (see fast_http), when it is equivalent to boto3's."""
         if not self._fast_checked:
-            self._fast = make_pool(self.client)
+            self._fast = make_fast(self.client)
             self._fast_checked = True
         return self._fast
 
@@ -119,8 +118,9 @@ class S3:
 
     def head(self, bucket: str, key: str) -> Head | None:
         """HEAD an object; None when it does not exist."""
-        if self.fast_pool is not None:
-            answered, fields = fast_head(self.client, self.fast_pool, bucket, key)
+        fast = self.fast
+        if fast is not None:
+            answered, fields = fast.head(bucket, key)
             if answered:
                 return None if fields is None else Head(key=key, **fields)
         try:
@@ -247,7 +247,8 @@ class S3:
         token: str | None = None
         while True:
             params = {**args, **({"ContinuationToken": token} if token else {})}
-            raw = list_page(self.client, self.fast_pool, params) if self.fast_pool is not None else None
+            fast = self.fast
+            raw = fast.list_page(params) if fast is not None else None
             if raw is None:
                 yield from self.client.get_paginator("list_objects_v2").paginate(
                     **args, PaginationConfig={"StartingToken": token} if token else {}

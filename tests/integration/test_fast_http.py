@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
+from deltaglider_core.errors import StorageError
 from deltaglider_core.s3 import S3
 
 pytestmark = pytest.mark.integration
@@ -14,6 +17,7 @@ KEYS = [
     "dir/a b+c%20d.zip.delta",
     "dir/ü-ñ/x&<y>.bin",
     "dir/sub/k=v;1",
+    "dir/~tilde/(paren)*star'",
     *[f"many/{i:04d}" for i in range(1200)],
 ]
 
@@ -29,33 +33,65 @@ def filled(seaweed_s3: Any) -> Any:
 
 def _listing(s3: S3, bucket: str, prefix: str = "", delimiter: str | None = None) -> list[Any]:
     return [
-        (sorted((o.key, o.size, o.etag) for o in p.objects), p.prefixes)
+        (sorted((o.key, o.size, o.etag, o.last_modified) for o in p.objects), p.prefixes)
         for p in s3.pages(bucket, prefix, delimiter=delimiter)
     ]
 
 
-def test_fast_path_matches_boto3(filled: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    fast = S3(filled.client)
-    assert fast.fast_pool is not None
+def _client(endpoint: str, access: str, secret: str, **config: Any) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, **config),
+    )
+
+
+@pytest.mark.parametrize("signature", [None, "s3v4"])
+def test_fast_path_answers_what_boto3_answers(
+    filled: Any, seaweed: Any, monkeypatch: pytest.MonkeyPatch, signature: str | None
+) -> None:
+    # The client's own presigning default (SigV2 query auth) must not matter: the fast path signs SigV4 itself.
+    client = _client(seaweed.endpoint_url, seaweed.access_key, seaweed.secret_key, signature_version=signature)
+    fast = S3(client)
+    assert fast.fast is not None
     monkeypatch.setenv("DG_FAST_HEAD", "0")
-    slow = S3(filled.client)
-    assert slow.fast_pool is None
+    slow = S3(client)
+    assert slow.fast is None
     for prefix, delimiter in [("", None), ("dir/", "/"), ("", "/"), ("many/", None)]:
         assert _listing(fast, filled.bucket, prefix, delimiter) == _listing(slow, filled.bucket, prefix, delimiter)
+    listed_pages = fast.fast.answered
+    assert listed_pages >= 6  # every page above came over the fast path (many/ alone is two pages)
     assert sum(len(p.objects) for p in fast.pages(filled.bucket)) == len(KEYS)
-    for key in KEYS[:4]:
+    for key in KEYS[:5]:
         got = fast.head(filled.bucket, key)
         assert got == slow.head(filled.bucket, key)
         assert got is not None and got.metadata == {"dg-file-size": "7"} and got.size == len(key.encode())
     assert fast.head(filled.bucket, "missing-key") is None
+    assert fast.fast.answered == listed_pages + 2 + 6  # two more pages, six HEADs: none fell back to boto3
+
+
+def test_wrong_credentials_fall_back_to_boto3_and_its_typed_error(filled: Any, seaweed: Any) -> None:
+    s3 = S3(_client(seaweed.endpoint_url, seaweed.access_key, "not-the-secret"))
+    assert s3.fast is not None
+    with pytest.raises(StorageError, match=rf"s3://{filled.bucket}/plain.txt.*credentials"):
+        s3.head(filled.bucket, "plain.txt")
+    assert s3.fast.answered == 0
+    assert s3.fast._layouts[filled.bucket] is None  # refused once: this bucket is boto3's from now on
 
 
 def test_fallback_when_the_fast_transport_fails(filled: Any) -> None:
+    s3 = S3(filled.client)
+    assert s3.fast is not None
+
     class Broken:
         def request(self, *args: object, **kwargs: object) -> object:
             raise OSError("connection reset")
 
-    s3 = S3(filled.client)
-    s3._fast, s3._fast_checked = Broken(), True
-    assert s3.head(filled.bucket, "plain.txt") is not None  # answered by boto3
+    s3.fast._pool = lambda layout: Broken()  # type: ignore[assignment,method-assign,return-value]
+    head = s3.head(filled.bucket, "plain.txt")  # answered by boto3
+    assert head is not None and head.size == len(b"plain.txt")
     assert sum(len(p.objects) for p in s3.pages(filled.bucket, "many/")) == 1200
+    assert s3.fast.answered == 0
