@@ -285,6 +285,20 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+DOCS = ROOT / "docs" / "performance.md"
+DOCS_START, DOCS_END = "<!-- bench:latest:start -->", "<!-- bench:latest:end -->"
+
+
+def update_docs(path: Path, table: str) -> None:
+    """Replace the results between the two markers of ``path`` with ``table`` (the docs quote the benchmark)."""
+    text = path.read_text()
+    head, start, rest = text.partition(DOCS_START)
+    _, end, tail = rest.partition(DOCS_END)
+    if not start or not end:
+        raise ValueError(f"{path} has no {DOCS_START} ... {DOCS_END} section to update")
+    path.write_text(f"{head}{DOCS_START}\n{table}{DOCS_END}{tail}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
@@ -327,5 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(results, indent=2))
     table = markdown(results)
     args.out.with_suffix(".md").write_text(table)
+    if not q and args.out == parser.get_default("out") and DOCS.exists():
+        update_docs(DOCS, table)
     print(table)
     return 0
