@@ -166,6 +166,9 @@ def bucket_workload(bench: Bench, objects: int, releases: list[Path], reps: int,
         peer_s = _median([r["seconds"] for r in peer])
         out.update(peer_stats_objects_per_s=count / peer_s, peer_stats_seconds=peer_s,
                    stats_speedup=(count / ours_s) / (count / peer_s))  # fmt: skip
+        peer_pokes = [bench.peer.poke(b, "flat/", "*.zip") for _ in range(reps)]
+        out.update(peer_poke_seconds=_median([r["seconds"] for r in peer_pokes]),
+                   peer_poke_releases=peer_pokes[0]["releases"])  # fmt: skip
     return out
 
 
@@ -277,7 +280,8 @@ def markdown(results: dict[str, Any]) -> str:
                      f"objects/s, peer {fmt(b.get('peer_stats_objects_per_s'))} objects/s. "
                      f"Sensor poke over a flat prefix of {b.get('sensor_prefix_objects')} objects: "
                      f"{fmt(b['sensor_poke_seconds'])} s with pattern app-*.zip (narrowed listing), "
-                     f"{fmt(b.get('sensor_full_scan_seconds'))} s with *.zip (full listing).")  # fmt: skip
+                     f"{fmt(b.get('sensor_full_scan_seconds'))} s with *.zip (full listing); "
+                     f"the peer's list + newest + HEAD with *.zip {fmt(b.get('peer_poke_seconds'))} s.")  # fmt: skip
     if "rss" in results:
         r = results["rss"]
         lines.append(f"Peak RSS, {r['artifact_mb']} MB artifact: upload {r['ours_upload_peak_rss_mb']:.0f} MB vs "

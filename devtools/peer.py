@@ -68,6 +68,10 @@ class Peer:
     def stats(self, bucket: str) -> dict[str, Any]:
         return self.run("stats", bucket)
 
+    def poke(self, bucket: str, prefix: str, pattern: str) -> dict[str, Any]:
+        """What a release check costs with the peer's API: list the prefix, pick the newest match, HEAD it."""
+        return self.run("poke", bucket, prefix, pattern)
+
     def migrate(self, source: str, dest: str) -> dict[str, Any]:
         return self.run("migrate", source, dest)
 
@@ -101,6 +105,24 @@ def _main(argv: list[str]) -> int:  # runs inside the peer venv
         out["objects"] = stats.object_count
         out["original_bytes"] = stats.total_size
         out["stored_bytes"] = stats.compressed_size
+    elif op == "poke":
+        import fnmatch
+
+        bucket, prefix, pattern = rest
+        matches: list[dict[str, Any]] = []
+        token = None
+        while True:
+            page = client.list_objects(Bucket=bucket, Prefix=prefix, Delimiter="/", ContinuationToken=token)
+            names = ((o, o["Key"].rpartition("/")[2]) for o in page.get("Contents", []))
+            matches += [o for o, name in names if fnmatch.fnmatchcase(name, pattern)]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                break
+        if matches:
+            newest = max(matches, key=lambda o: (str(o["LastModified"]), o["Key"]))
+            stored = newest["Key"] + (".delta" if newest["Metadata"].get("deltaglider-is-delta") == "true" else "")
+            client.head_object(Bucket=bucket, Key=stored)  # its head_object does not map to ".delta" itself
+        out["releases"] = len(matches)
     elif op == "migrate":
         from click.testing import CliRunner
         from deltaglider.app.cli.main import cli

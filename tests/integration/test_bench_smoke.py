@@ -29,5 +29,7 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
     assert {s["corpus"] for s in results["series"]} == {"nightly", "drifting-large"}
     assert all(s["ours_stored_bytes"] > 0 and s["peer_stored_bytes"] > 0 for s in results["series"])
     assert results["migrate"]["ours_failed"] == 0
+    bucket = results["bucket"]
+    assert bucket["sensor_releases_found"] == bucket["peer_poke_releases"] == 5  # both tools see the 5 releases
     assert {t["target"] for t in results["targets"]} >= {"download throughput vs DeltaGlider"}
     assert out.with_suffix(".md").read_text().startswith("Benchmark ")
