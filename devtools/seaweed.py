@@ -89,6 +89,7 @@ class SeaweedServer:
         self.ports = dict(zip(PORT_FLAGS, pick_ports(len(PORT_FLAGS)), strict=True))
         args = [weed_binary(), "mini", f"-dir={self.data_dir}", f"-ip={HOST}", f"-ip.bind={HOST}"]
         args += [f"-{flag}={port}" for flag, port in self.ports.items()]
+        args += ["-master.telemetry=false"]  # on by default: it would report to telemetry.seaweedfs.com
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
         log = open(self.data_dir / "weed.log", "wb")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(
@@ -130,6 +131,11 @@ class SeaweedServer:
                 proc.wait(timeout=15)
         if self._own_dir and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+        tmp = Path(tempfile.gettempdir())
+        for port in self.ports.values():  # weed leaves unix sockets named after its ports in the temp dir
+            for pattern in (f"seaweedfs-*-{port}.sock", f"seaweedfs-*-grpc-{port + 10000}.sock"):
+                for sock in tmp.glob(pattern):
+                    sock.unlink(missing_ok=True)
 
     def client(self):  # type: ignore[no-untyped-def]
         """A boto3 S3 client for this server."""
