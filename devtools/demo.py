@@ -49,6 +49,8 @@ def main() -> int:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW_CONN_DELTAGLIDER_DEFAULT": json.dumps(conn),
+            "AWS_EC2_METADATA_DISABLED": "true",  # loopback only: nothing may ask 169.254.169.254
+            "DG_DISABLE_EC2_DETECTION": "1",
         }
         _airflow(env, "db", "migrate")
         print(f"running nightly_builds ({VERSIONS} versions of a 1.7 MB zip) ...")

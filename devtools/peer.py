@@ -44,6 +44,7 @@ class Peer:
             "AWS_SECRET_ACCESS_KEY": secret_key,
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_EC2_METADATA_DISABLED": "true",
+            "DG_DISABLE_EC2_DETECTION": "true",  # its CLI would otherwise ask 169.254.169.254 (IMDS)
             "DG_PEER_ENDPOINT": endpoint_url,
             "DG_TEST_PYTHON": sys.executable,
             "PATH": f"{SHIM_DIR}{os.pathsep}{os.environ.get('PATH', '')}",
