@@ -101,6 +101,7 @@ def series_workload(bench: Bench, series: corpora.Series, reps: int, with_peer: 
         ours_upload_s_per_artifact=up_s / len(files),
         ours_delta_upload_s_median=_median(delta_times) if delta_times else None,
         ours_download_mb_s=total / MB / down_s,
+        ours_download_s_per_artifact=down_s / len(files),
         ours_upload_peak_rss_mb=max(r["peak_rss_mb"] for r in runs["ours_up"]),
         floor_encode_s_median=_median(floor["encode_s"]),
         floor_decode_s_median=_median(floor["decode_s"]),
@@ -269,7 +270,8 @@ def markdown(results: dict[str, Any]) -> str:
         n = results["series"][0]
         lines += ["", f"Codec floor (nightly pairs): encode {n['floor_encode_s_median']:.3f} s, decode "
                   f"{n['floor_decode_s_median']:.3f} s, SHA-256 {n['floor_sha256_s_median']:.4f} s; our delta upload "
-                  f"{fmt(n['ours_delta_upload_s_median'])} s per artifact."]  # fmt: skip
+                  f"{fmt(n['ours_delta_upload_s_median'])} s per artifact, our download "
+                  f"{fmt(n.get('ours_download_s_per_artifact'))} s per artifact (GET + decode + check)."]  # fmt: skip
     if "migrate" in results:
         m = results["migrate"]
         lines.append(f"Migrate {m['objects']} objects: ours {fmt(m['ours_objects_per_s'])} objects/s, peer "
