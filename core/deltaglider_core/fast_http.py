@@ -119,14 +119,14 @@ class FastS3:
                     self._pools[key] = pool
         return pool
 
-    def _send(self, bucket: str, method: str, path: str, query: str) -> Any | None:
+    def _send(self, bucket: str, method: str, path: str, query: str, max_body: int | None = None) -> Any | None:
         layout = self._layout(bucket)
         if layout is None or (layout.scheme == "https" and self._tls_factory is None):
             return None
         try:
             headers = self.signer.headers(method, layout.netloc, path, query)
             target = f"{path}?{query}" if query else path
-            response = self._pool(layout).request(method, target, headers)
+            response = self._pool(layout).request(method, target, headers, max_body=max_body)
         except Exception:  # noqa: BLE001 - any transport or signing problem: let boto3 (with its retries) answer
             return None
         if response.status in _REFUSED:
@@ -141,22 +141,27 @@ class FastS3:
         response = self._send(bucket, "HEAD", layout.base + quote_path(key), "")
         if response is None or response.status not in (200, 404):
             return False, None
-        self.answered += 1
         if response.status == 404:
+            self.answered += 1
             return True, None
-        headers = response.headers
-        meta = {k[len("x-amz-meta-") :]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
-        modified = headers.get("last-modified")
-        try:
-            fields = {
-                "size": int(headers.get("content-length", "0")),
-                "metadata": meta,
-                "last_modified": email.utils.parsedate_to_datetime(modified) if modified else None,
-                "etag": headers.get("etag", "").strip('"') or None,
-            }
-        except (TypeError, ValueError):
-            return False, None
-        return True, fields
+        fields = _object_fields(response.headers)
+        if fields is not None:
+            self.answered += 1
+        return fields is not None, fields
+
+    def get(self, bucket: str, key: str, max_size: int) -> tuple[dict[str, Any], bytes] | None:
+        """A small object's (fields, body), or None to ask boto3 instead (also when it is over ``max_size``)."""
+        layout = self._layout(bucket)
+        if layout is None:
+            return None
+        response = self._send(bucket, "GET", layout.base + quote_path(key), "", max_body=max_size)
+        if response is None or response.status != 200 or "content-length" not in response.headers:
+            return None
+        fields = _object_fields(response.headers)
+        if fields is None or fields["size"] != len(response.body):
+            return None
+        self.answered += 1
+        return fields, response.body
 
     def list_page(self, params: dict[str, Any]) -> dict[str, Any] | None:
         """One ListObjectsV2 page shaped as boto3 returns it (keys decoded), or None to ask boto3 instead."""
@@ -184,6 +189,21 @@ class FastS3:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.close()
+
+
+def _object_fields(headers: dict[str, str]) -> dict[str, Any] | None:
+    """size, metadata, last_modified, etag from a HEAD/GET answer (None when they do not parse)."""
+    meta = {k[len("x-amz-meta-") :]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
+    modified = headers.get("last-modified")
+    try:
+        return {
+            "size": int(headers.get("content-length", "0")),
+            "metadata": meta,
+            "last_modified": email.utils.parsedate_to_datetime(modified) if modified else None,
+            "etag": headers.get("etag", "").strip('"') or None,
+        }
+    except (TypeError, ValueError):
+        return None
 
 
 def _parse_list(body: bytes) -> dict[str, Any]:

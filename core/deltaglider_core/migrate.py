@@ -188,7 +188,7 @@ class Migration:
                     os.close(fd)
                     local = Path(name)
                     try:
-                        self.source.download(self.src[0], obj.key, local)
+                        self.source.download(self.src[0], obj.key, local, size_hint=obj.size)
                         result = self.store.put(local, self.dst[0], dest_key, max_ratio=self.max_ratio)
                     finally:
                         local.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from .fast_http import FastS3, make_fast
 CHUNK = 1 << 20
 DEFAULT_MULTIPART_THRESHOLD = 256 << 20
 DEFAULT_PART_SIZE = 64 << 20
+FAST_GET_MAX = 4 << 20  # objects up to this size may be read in one exchange over the fast transport
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -139,8 +140,30 @@ class S3:
             etag=str(resp.get("ETag", "")).strip('"') or None,
         )
 
-    def download(self, bucket: str, key: str, dest: Path, on_chunk: Callable[[bytes], None] | None = None) -> Head:
-        """Stream an object into ``dest``; raise NotFound when it does not exist."""
+    def download(
+        self,
+        bucket: str,
+        key: str,
+        dest: Path,
+        on_chunk: Callable[[bytes], None] | None = None,
+        *,
+        size_hint: int | None = None,
+    ) -> Head:
+        """Stream an object into ``dest``; raise NotFound when it does not exist.
+
+        ``size_hint`` (the size a listing reported) lets a small object come over the fast transport in one
+        exchange; anything it does not answer (larger than expected, errors) is read through boto3.
+        """
+        fast = self.fast
+        if fast is not None and size_hint is not None and size_hint <= FAST_GET_MAX:
+            got = fast.get(bucket, key, FAST_GET_MAX)
+            if got is not None:
+                fields, data = got
+                if on_chunk is not None:
+                    on_chunk(data)
+                with open(dest, "wb") as out:
+                    out.write(data)
+                return Head(key=key, **fields)
         try:
             resp = self.client.get_object(Bucket=bucket, Key=key)
             body = resp["Body"]

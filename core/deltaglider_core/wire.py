@@ -23,6 +23,10 @@ class WireError(OSError):
     """The exchange failed (transport or malformed response); the caller should fall back."""
 
 
+class BodyTooLarge(WireError):
+    """The response body is larger than the caller accepts (not retried)."""
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -54,15 +58,17 @@ class _Conn:
         del self.buf[: end + 2]
         return line
 
-    def _exact(self, size: int) -> bytes:
+    def _exact(self, size: int, limit: int | None = None) -> bytes:
+        if limit is not None and size > limit:
+            raise BodyTooLarge(f"response body of {size} bytes exceeds the {limit}-byte limit")
         while len(self.buf) < size:
             self._fill()
         data = bytes(self.buf[:size])
         del self.buf[:size]
         return data
 
-    def read_response(self, method: str) -> tuple[Response, bool]:
-        """(response, reusable)."""
+    def read_response(self, method: str, max_body: int | None = None) -> tuple[Response, bool]:
+        """(response, reusable); a body larger than ``max_body`` raises WireError (the connection is dropped)."""
         while (end := self.buf.find(b"\r\n\r\n")) < 0:
             if len(self.buf) > MAX_HEADER_BYTES:
                 raise WireError("response headers too large")
@@ -83,19 +89,19 @@ class _Conn:
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         reusable = headers.get("connection", "").lower() != "close" and parts[0] != "HTTP/1.0"
         if 100 <= status < 200:
-            return self.read_response(method)  # an interim answer: the real one follows
+            return self.read_response(method, max_body)  # an interim answer: the real one follows
         if method == "HEAD" or status in (204, 304):
             return Response(status, headers, b""), reusable
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            return Response(status, headers, self._chunked()), reusable
+            return Response(status, headers, self._chunked(max_body)), reusable
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
                 raise WireError(f"bad Content-Length {length!r}")
-            return Response(status, headers, self._exact(int(length))), reusable
-        return Response(status, headers, self._to_close()), False
+            return Response(status, headers, self._exact(int(length), max_body)), reusable
+        return Response(status, headers, self._to_close(max_body)), False
 
-    def _chunked(self) -> bytes:
+    def _chunked(self, limit: int | None) -> bytes:
         out = bytearray()
         while True:
             size_text = self._line().split(b";", 1)[0].strip()
@@ -107,12 +113,14 @@ class _Conn:
                 while self._line():  # trailers, up to the empty line
                     pass
                 return bytes(out)
-            out += self._exact(size)
+            out += self._exact(size, None if limit is None else limit - len(out))
             if self._exact(2) != b"\r\n":
                 raise WireError("chunk not followed by CRLF")
 
-    def _to_close(self) -> bytes:
+    def _to_close(self, limit: int | None) -> bytes:
         while True:
+            if limit is not None and len(self.buf) > limit:
+                raise BodyTooLarge(f"response body exceeds the {limit}-byte limit")
             chunk = self.sock.recv(RECV)
             if not chunk:
                 data = bytes(self.buf)
@@ -151,8 +159,9 @@ class WirePool:
         sock.settimeout(self.read_timeout)
         return _Conn(sock)
 
-    def request(self, method: str, target: str, headers: dict[str, str]) -> Response:
-        """Send ``method target`` and read the whole response; raises WireError/OSError on failure."""
+    def request(self, method: str, target: str, headers: dict[str, str], *, max_body: int | None = None) -> Response:
+        """Send ``method target`` and read the whole response; raises WireError/OSError on failure
+        (also when the body would exceed ``max_body`` bytes)."""
         lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
         payload = "\r\n".join(lines).encode("latin-1")
         for attempt in (0, 1):
@@ -163,11 +172,11 @@ class WirePool:
                 conn = self._connect()
             try:
                 conn.sock.sendall(payload)
-                response, reusable = conn.read_response(method)
+                response, reusable = conn.read_response(method, max_body)
             except (OSError, ValueError) as exc:
                 conn.close()
                 # A pooled connection the server closed meanwhile: retry once on a fresh one (idempotent requests).
-                if reused and attempt == 0:
+                if reused and attempt == 0 and not isinstance(exc, BodyTooLarge):
                     continue
                 raise exc if isinstance(exc, OSError) else WireError(str(exc)) from exc
             if reusable and not conn.buf:

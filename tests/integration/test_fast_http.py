@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from deltaglider_core.errors import StorageError
+from deltaglider_core.errors import NotFound, StorageError
 from deltaglider_core.s3 import S3
 
 pytestmark = pytest.mark.integration
@@ -95,3 +95,23 @@ def test_fallback_when_the_fast_transport_fails(filled: Any) -> None:
     assert head is not None and head.size == len(b"plain.txt")
     assert sum(len(p.objects) for p in s3.pages(filled.bucket, "many/")) == 1200
     assert s3.fast.answered == 0
+
+
+def test_small_downloads_come_over_the_fast_path(filled: Any, tmp_path: Any) -> None:
+    from deltaglider_core.s3 import FAST_GET_MAX
+
+    s3 = S3(filled.client)
+    assert s3.fast is not None
+    big = bytes(range(256)) * ((FAST_GET_MAX // 256) + 10)  # over the limit: must be read through boto3
+    filled.client.put_object(Bucket=filled.bucket, Key="big.bin", Body=big, Metadata={"dg-file-size": "9"})
+    seen: list[bytes] = []
+    head = s3.download(filled.bucket, "dir/ü-ñ/x&<y>.bin", tmp_path / "small", on_chunk=seen.append, size_hint=16)
+    assert (tmp_path / "small").read_bytes() == b"".join(seen) == "dir/ü-ñ/x&<y>.bin".encode()
+    assert head.metadata == {"dg-file-size": "7"} and head.size == len("dir/ü-ñ/x&<y>.bin".encode())
+    assert s3.fast.answered == 1
+    # The listing said small, the object is now large: the fast path refuses the body, boto3 reads it whole.
+    head = s3.download(filled.bucket, "big.bin", tmp_path / "big", size_hint=10)
+    assert (tmp_path / "big").read_bytes() == big and head.size == len(big) and head.metadata == {"dg-file-size": "9"}
+    assert s3.fast.answered == 1
+    with pytest.raises(NotFound, match=rf"s3://{filled.bucket}/gone"):
+        s3.download(filled.bucket, "gone", tmp_path / "gone", size_hint=1)

@@ -1,7 +1,8 @@
-"""docs/performance.md quotes the committed benchmark results, and `make bench` keeps it so."""
+"""The docs quote the committed benchmark results (performance.md is rewritten by `make bench`)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,21 @@ def test_update_docs_replaces_only_the_marked_section(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="perf.md has no"):
         update_docs(doc, "x\n")
     assert doc.read_text() == "no markers here\n"
+
+
+def test_overview_quotes_the_latest_figures() -> None:
+    results = json.loads((ROOT / "benchmarks" / "results" / "latest.json").read_text())
+    series = {s["corpus"]: s for s in results["series"]}
+    index = (ROOT / "docs" / "index.md").read_text()
+    nightly, drifting = series["nightly"], series["drifting-large"]
+    for s in (nightly, drifting):
+        row = (
+            f"| **{100 * s['ours_stored_ratio']:.1f}%** | {100 * s['ours_one_reference_stored_ratio']:.1f}% | "
+            f"{100 * s['peer_stored_ratio']:.1f}% |"
+        )
+        assert row in index
+    migration = results["migrate"]
+    assert f"**{100 * migration['ours_stored_bytes'] / migration['peer_stored_bytes']:.0f}%** of DeltaGlider" in index
+    assert f"| {nightly['upload_speedup']:.1f}x / {nightly['download_speedup']:.1f}x on the nightly series |" in index
+    assert f"| {migration['migrate_speedup']:.1f}x objects/s," in index
+    assert f"| {results['bucket']['stats_speedup']:.1f}x objects/s" in index

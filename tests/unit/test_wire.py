@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from deltaglider_core.wire import WireError, WirePool
+from deltaglider_core.wire import BodyTooLarge, WireError, WirePool
 
 Handler = Callable[[socket.socket, bytes], bool]  # (conn, request head) -> keep the connection open?
 
@@ -209,3 +209,18 @@ def test_tls_verifies_the_server_certificate(tmp_path: Path) -> None:
     untrusted = WirePool("localhost", port, tls=ssl.create_default_context(), read_timeout=5)
     with pytest.raises(ssl.SSLCertVerificationError):
         untrusted.request("GET", "/b/k", {"host": f"localhost:{port}"})
+
+
+def test_body_over_the_limit_is_refused_without_retry(serve: Serve) -> None:
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    big = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"
+    server, pool = serve([reply(ok), reply(big), reply(chunked), reply(ok)])
+    assert pool.request("GET", "/", {}, max_body=10).body == b"ok"
+    with pytest.raises(BodyTooLarge):
+        pool.request("GET", "/", {}, max_body=10)  # on the reused connection: not retried
+    assert server.connections == 1
+    with pytest.raises(BodyTooLarge):
+        pool.request("GET", "/", {}, max_body=10)
+    assert pool.request("GET", "/", {}, max_body=10).body == b"ok"
+    assert server.connections == 3  # each refusal dropped its connection
