@@ -16,6 +16,8 @@ from deltaglider_core.errors import DeltaGliderError
 from deltaglider_core.format import parse_s3_url
 from deltaglider_core.releases import Release, ReleaseQuery, find_releases, payload
 
+from .announced import Announced, pack, unpack
+
 
 def _fields(trigger: Any) -> dict[str, Any]:
     return {
@@ -102,15 +104,14 @@ class DeltaGliderReleaseTrigger(_ReleasePolling, BaseTrigger):
 class DeltaGliderReleaseEventTrigger(_ReleasePolling, BaseEventTrigger):
     """For ``Asset(..., watchers=[AssetWatcher(name, trigger)])``: one event per new release.
 
-    The keys already announced are kept in the watched asset's state store (``asset_state_store``, which
-    the triggerer injects), so a triggerer restart neither repeats releases nor misses those that landed
-    while it was down. Without a state store (or on its first run) the releases present at start are the
-    baseline, unless ``newer_than``/``after_version`` define newness, in which case every qualifying
-    release is announced once.
+    What was announced is kept in the watched asset's state store (``asset_state_store``, which the
+    triggerer injects; see ``announced.py`` for the compact form), so a triggerer restart neither repeats
+    releases nor misses those that landed while it was down. Without a state store (or on its first run)
+    the releases present at start are the baseline, unless ``newer_than``/``after_version`` define newness,
+    in which case every qualifying release is announced once.
     """
 
     STATE_KEY = "deltaglider_announced_releases"
-    STATE_LIMIT = 10_000
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return ("airflow_provider_deltaglider.triggers.release.DeltaGliderReleaseEventTrigger", _fields(self))
@@ -118,7 +119,7 @@ class DeltaGliderReleaseEventTrigger(_ReleasePolling, BaseEventTrigger):
     def _state(self) -> Any:
         return getattr(self, "asset_state_store", None)
 
-    async def _load_seen(self) -> set[str] | None:
+    async def _load(self) -> Announced | None:
         state = self._state()
         if state is None:
             return None
@@ -127,26 +128,27 @@ class DeltaGliderReleaseEventTrigger(_ReleasePolling, BaseEventTrigger):
         except Exception as exc:  # noqa: BLE001 - the watch goes on without persisted state
             self.log.warning("could not read announced releases from the asset state store: %s", exc)
             return None
-        return set(value) if isinstance(value, list) else None
+        return unpack(value)
 
-    async def _save_seen(self, order: list[str], seen: set[str]) -> None:
+    async def _save(self, present: list[Release], announced: Announced) -> Announced:
+        """Store what was announced; returns the same, as small as what was stored (memory stays bounded)."""
+        value = pack(present, announced)
         state = self._state()
-        if state is None:
-            return
-        kept = [key for key in order if key in seen][-self.STATE_LIMIT :]
-        try:
-            await state.aset(self.STATE_KEY, kept)
-        except Exception as exc:  # noqa: BLE001 - worst case a restart re-baselines
-            self.log.warning("could not store announced releases in the asset state store: %s", exc)
+        if state is not None:
+            try:
+                await state.aset(self.STATE_KEY, value)
+            except Exception as exc:  # noqa: BLE001 - worst case a restart re-baselines
+                self.log.warning("could not store announced releases in the asset state store: %s", exc)
+        return unpack(value) or announced
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        seen = await self._load_seen()
-        if seen is None:
-            seen = set()
+        announced = await self._load()
+        if announced is None:
+            announced = Announced()
             if not (self.newer_than or self.after_version):
                 baseline = await asyncio.to_thread(self._check)
-                seen = {r.key for r in baseline}
-                await self._save_seen([r.key for r in baseline], seen)
+                announced.add(baseline)
+                announced = await self._save(baseline, announced)
         while True:
             try:
                 releases = await asyncio.to_thread(self._check)
@@ -154,10 +156,10 @@ class DeltaGliderReleaseEventTrigger(_ReleasePolling, BaseEventTrigger):
                 self.log.error("release watch on %s failed: %s", self.location, exc)
                 await asyncio.sleep(self.poke_interval)
                 continue
-            fresh = [r for r in releases if r.key not in seen]
+            fresh = [r for r in releases if not announced.covers(r)]
             if fresh:
-                seen.update(r.key for r in fresh)
-                await self._save_seen([r.key for r in releases], seen)
+                announced.add(fresh)
+                announced = await self._save(releases, announced)
             for release in fresh:
                 yield TriggerEvent({"status": "success", "release": release.to_dict()})
             await asyncio.sleep(self.poke_interval)
