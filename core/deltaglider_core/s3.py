@@ -77,7 +77,7 @@ class S3:
 
     @property
     def fast(self) -> FastS3 | None:
-        """The lighter transport for HEAD and LIST (see fast_http), when it is equivalent to boto3's."""
+        """The lighter transport for HEAD, LIST and small GETs (see fast_http), when equivalent to boto3's."""
         if not self._fast_checked:
             self._fast = make_fast(self.client)
             self._fast_checked = True
@@ -268,9 +268,9 @@ class S3:
     def _raw_pages(self, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """ListObjectsV2 pages: the fast transport while it answers, boto3 from the same token otherwise."""
         token: str | None = None
+        fast = self.fast
         while True:
             params = {**args, **({"ContinuationToken": token} if token else {})}
-            fast = self.fast
             raw = fast.list_page(params) if fast is not None else None
             if raw is None:
                 yield from self.client.get_paginator("list_objects_v2").paginate(
