@@ -178,7 +178,9 @@ class WirePool:
                 # A pooled connection the server closed meanwhile: retry once on a fresh one (idempotent requests).
                 if reused and attempt == 0 and not isinstance(exc, BodyTooLarge):
                     continue
-                raise exc if isinstance(exc, OSError) else WireError(str(exc)) from exc
+                if isinstance(exc, OSError):
+                    raise
+                raise WireError(str(exc)) from exc
             if reusable and not conn.buf:
                 with self._lock:
                     if len(self._idle) < self.maxsize:
