@@ -55,7 +55,8 @@ class _Layout:
 
 
 class FastS3:
-    """HEAD and one ListObjectsV2 page, answered like boto3 or declined (then the caller asks boto3)."""
+    """HEAD, GET of a small object and one ListObjectsV2 page, answered like boto3 or declined (then the caller
+    asks boto3)."""
 
     def __init__(
         self,
@@ -85,7 +86,8 @@ class FastS3:
         try:
             url = self.client.generate_presigned_url("head_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=60)
             parts = urllib.parse.urlsplit(url)
-            if parts.path.endswith("/k") and parts.scheme in ("http", "https") and parts.hostname:
+            usable = parts.scheme == "http" or (parts.scheme == "https" and self._tls_factory is not None)
+            if parts.path.endswith("/k") and usable and parts.hostname:
                 port = parts.port or (443 if parts.scheme == "https" else 80)
                 layout = _Layout(parts.scheme, parts.hostname, port, parts.netloc, parts.path[:-1])
         except Exception:  # noqa: BLE001 - cannot tell where this bucket lives: boto3 will
@@ -122,8 +124,6 @@ class FastS3:
     def _send(
         self, bucket: str, layout: _Layout, method: str, path: str, query: str, max_body: int | None = None
     ) -> Any | None:
-        if layout.scheme == "https" and self._tls_factory is None:
-            return None
         try:
             headers = self.signer.headers(method, layout.netloc, path, query)
             target = f"{path}?{query}" if query else path
@@ -184,12 +184,6 @@ class FastS3:
             return None
         self.answered += 1
         return page
-
-    def close(self) -> None:
-        with self._lock:
-            pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            pool.close()
 
 
 def _object_fields(headers: dict[str, str]) -> dict[str, Any] | None:

@@ -190,9 +190,3 @@ class WirePool:
                 conn.close()
             return response
         raise WireError("unreachable")  # pragma: no cover - the loop returns or raises
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
