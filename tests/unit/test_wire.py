@@ -6,6 +6,7 @@ import datetime as dt
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -224,3 +225,19 @@ def test_body_over_the_limit_is_refused_without_retry(serve: Serve) -> None:
         pool.request("GET", "/", {}, max_body=10)
     assert pool.request("GET", "/", {}, max_body=10).body == b"ok"
     assert server.connections == 3  # each refusal dropped its connection
+
+
+@pytest.mark.parametrize("size", [10, 11, 70_000])
+def test_body_until_close_respects_the_limit(serve: Serve, size: int) -> None:
+    def head_then_body(conn: socket.socket, head: bytes) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+        time.sleep(0.05)  # the body arrives in a later read than the headers
+        conn.sendall(b"y" * size)
+        return False
+
+    _, pool = serve([head_then_body])
+    if size <= 10:
+        assert pool.request("GET", "/", {}, max_body=10).body == b"y" * size
+    else:
+        with pytest.raises(BodyTooLarge):
+            pool.request("GET", "/", {}, max_body=10)
