@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PEER_STAMP := .venv-peer/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench lint type venv clean
+.PHONY: demo test bench mutate lint type venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(STAMP) $(PEER_STAMP)
 
 bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python -m benchmarks
+
+# Not part of `make test`: breaks one behaviour at a time in a temp copy and reruns that area's tests.
+mutate: $(STAMP) $(PEER_STAMP)
+	$(BIN)/python -m devtools.mutate
 
 lint: $(STAMP)
 	$(BIN)/tox -e lint

@@ -31,7 +31,7 @@ class DagResult:
     xcoms: dict[str, Any]
 
 
-def run_dag(dag: Any) -> DagResult:
+def run_dag(dag: Any, logical_date: Any = None) -> DagResult:
     """Serialize ``dag`` into the metadata DB, run ``dag.test()``, return states and return values."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
@@ -44,7 +44,7 @@ def run_dag(dag: Any) -> DagResult:
     bag = DagBag(dag_folder=os.devnull)
     bag.bag_dag(dag)
     sync_bag_to_db(bag, "dags-folder", None)
-    run = dag.test()
+    run = dag.test(logical_date=logical_date) if logical_date is not None else dag.test()
     with create_session() as session:
         tis = session.query(TaskInstance).filter_by(dag_id=dag.dag_id, run_id=run.run_id).all()
         states = {ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state) for ti in tis}

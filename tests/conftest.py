@@ -82,6 +82,25 @@ def _guard_network() -> None:
     socket.getaddrinfo = getaddrinfo
 
 
+def real_xdelta3() -> str | None:
+    """A stock xdelta3 binary (e.g. Debian's package) on PATH, never the tests/peer/bin shim around our codec."""
+    import shutil
+
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and Path(d).resolve() != PEER_BIN]
+    return shutil.which("xdelta3", path=os.pathsep.join(dirs))
+
+
+@pytest.fixture
+def stock_xdelta3() -> str:
+    """Path of a real, independently built xdelta3; the test is skipped (and says why) without one."""
+    binary = real_xdelta3()
+    if binary is None:
+        pytest.skip(
+            "needs a stock xdelta3 binary as the peer (Debian/Ubuntu: apt-get install xdelta3); .ci/run installs it"
+        )
+    return binary
+
+
 @dataclass
 class S3Env:
     """What a test needs to talk to one S3 server: a client, a fresh bucket, and how to connect."""

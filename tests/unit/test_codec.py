@@ -6,9 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deltaglider_core.codec import CodecError, default_codec, source_window
-
-PEER_XDELTA3 = Path(__file__).resolve().parents[1] / "peer" / "bin" / "xdelta3"
+from deltaglider_core.codec import CliRunner, CodecError, XDelta3Codec, default_codec, source_window
 
 
 def _pair(tmp_path: Path, size: int = 300_000) -> tuple[Path, Path]:
@@ -33,14 +31,39 @@ def test_roundtrip_is_byte_identical_and_small(tmp_path: Path) -> None:
     assert (tmp_path / "out").read_bytes() == b.read_bytes()
 
 
-def test_output_is_vcdiff_that_stock_xdelta3_decodes(tmp_path: Path) -> None:
+def test_output_is_vcdiff_that_stock_xdelta3_decodes(tmp_path: Path, stock_xdelta3: str) -> None:
     a, b = _pair(tmp_path)
     default_codec().encode(a, b, tmp_path / "d")
     assert (tmp_path / "d").read_bytes()[:3] == b"\xd6\xc3\xc4"  # VCDIFF magic
     subprocess.run(
-        [str(PEER_XDELTA3), "-d", "-f", "-s", str(a), str(tmp_path / "d"), str(tmp_path / "cli-out")], check=True
+        [stock_xdelta3, "-d", "-f", "-s", str(a), str(tmp_path / "d"), str(tmp_path / "cli-out")], check=True
     )
     assert (tmp_path / "cli-out").read_bytes() == b.read_bytes()
+
+
+def test_system_binary_is_the_fallback_codec(
+    tmp_path: Path, stock_xdelta3: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the pyxdelta wheel the store runs a system xdelta3; its deltas decode with the wheel and back."""
+    import importlib.util
+    import shutil
+
+    a, b = _pair(tmp_path)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: stock_xdelta3 if name == "xdelta3" else None)
+    fallback = default_codec()
+    assert fallback.name == "xdelta3/xdelta3-cli"
+    monkeypatch.undo()
+    cmd = fallback.encode(a, b, tmp_path / "d")
+    assert cmd == "xdelta3 -e -9 -D -R -S none -B 1048576"
+    default_codec().decode(a, tmp_path / "d", tmp_path / "out")  # the wheel reads the binary's delta
+    assert (tmp_path / "out").read_bytes() == b.read_bytes()
+    default_codec().encode(a, b, tmp_path / "d2")
+    XDelta3Codec(CliRunner(stock_xdelta3)).decode(a, tmp_path / "d2", tmp_path / "out2")  # and the other way
+    assert (tmp_path / "out2").read_bytes() == b.read_bytes()
+    (tmp_path / "d2").write_bytes(b"not a delta")
+    with pytest.raises(CodecError, match="xdelta3 decode of .* failed"):
+        fallback.decode(a, tmp_path / "d2", tmp_path / "out3")
 
 
 def test_source_window_covers_the_reference() -> None:

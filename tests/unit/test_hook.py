@@ -121,7 +121,7 @@ def test_test_connection_reports_real_reason_without_secret(seaweed: Any, monkey
     )
     ok, message = DeltaGliderHook("dg_bad").test_connection()
     assert not ok
-    assert "SignatureDoesNotMatch" in message or "AccessDenied" in message
+    assert message.startswith("S3 refused the request: SignatureDoesNotMatch: "), message
     assert "WRONG-SECRET-VALUE-123" not in message
 
 
@@ -158,3 +158,14 @@ def test_providers_manager_registers_everything() -> None:
     assert widgets["extra__deltaglider__aws_session_token"].is_sensitive
     info = pm.providers["airflow-provider-deltaglider"].data
     assert info["sensors"][0]["python-modules"] == ["airflow_provider_deltaglider.sensors.release"]
+
+
+def test_connection_max_ratio_reaches_the_store(moto_s3: Any, monkeypatch: pytest.MonkeyPatch, builds: Any) -> None:
+    extra = {"region_name": "us-east-1", "max_ratio": "0.0001"}
+    _env_conn(monkeypatch, "dg_strict", login="testing", password="testing", extra=extra)
+    store = DeltaGliderHook("dg_strict").get_store()
+    assert store.max_ratio == 0.0001
+    store.put(builds(0), moto_s3.bucket, "a/app-1.0.0.zip")
+    assert store.put(builds(1), moto_s3.bucket, "a/app-1.0.1.zip").kind == "direct"
+    _env_conn(monkeypatch, "dg_loose", login="testing", password="testing", extra={"region_name": "us-east-1"})
+    assert DeltaGliderHook("dg_loose").get_store().put(builds(2), moto_s3.bucket, "a/app-1.0.2.zip").kind == "delta"

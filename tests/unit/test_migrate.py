@@ -107,7 +107,7 @@ def test_changed_source_object_is_migrated_again(moto_s3: Any, builds: Any, dest
 
 
 def test_per_object_failures_are_collected_and_retried(
-    moto_s3: Any, builds: Any, dest_bucket: str, monkeypatch: pytest.MonkeyPatch
+    moto_s3: Any, builds: Any, dest_bucket: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     from airflow.sdk import DAG
 
@@ -127,6 +127,8 @@ def test_per_object_failures_are_collected_and_retried(
         )  # fmt: skip
     result = run_dag(dag)
     assert result.states == {"migrate": "failed"}
+    out = capfd.readouterr()
+    assert "2 object(s) failed to migrate: src/builds/odd/reference.bin: " in out.out + out.err
     report = _migration(moto_s3, dest_bucket).run()  # a re-run retries only the two failures
     assert (report.migrated, report.skipped, report.failed) == (0, len(objects), 2)
     assert [f.key for f in report.failures] == ["src/builds/odd/reference.bin", "src/builds/odd/x.zip.delta"]

@@ -121,7 +121,9 @@ def test_upload_download_and_bad_inputs(
     assert sorted(p.name for p in out["corrupt"].iterdir()) == ["app-1.0.0.zip"]
 
 
-def test_download_refuses_keys_that_escape(moto_s3: Any, dg_conn: str, tmp_path: Path) -> None:
+def test_download_refuses_keys_that_escape(
+    moto_s3: Any, dg_conn: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     from airflow.sdk import DAG
 
     for key, body in [("evil/ok.txt", b"fine"), ("evil/../../escape.txt", b"x"), ("evil/a\\b.txt", b"y")]:
@@ -139,6 +141,13 @@ def test_download_refuses_keys_that_escape(moto_s3: Any, dg_conn: str, tmp_path:
         )
     result = run_dag(dag)
     assert result.states == {"download": "failed", "sync_down": "failed"}
+    logs = capfd.readouterr()
+    text = logs.out + logs.err
+    b = moto_s3.bucket
+    assert f"Refusing s3://{b}/evil/../../escape.txt: the key has '.' or '..' segments" in text
+    assert f"Refusing s3://{b}/evil/a\\b.txt: the key contains a backslash" in text
+    assert "Downloaded 1 file(s) but refused 2 unsafe key(s): " in text
+    assert "Sync refused 2 unsafe key(s): " in text
     assert (dest / "ok.txt").read_bytes() == b"fine"
     assert (tmp_path / "s" / "ok.txt").read_bytes() == b"fine"
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
@@ -222,3 +231,31 @@ def test_stats_exact_figures_and_reports(moto_s3: Any, dg_conn: str, builds: Any
     assert Path(d["reports"]["json"]).exists()
     page = Path(d["reports"]["html"]).read_text()
     assert "<svg" in page and "rel" in page and "DeltaGlider storage report" in page
+
+
+def test_upload_max_ratio_and_download_with_nothing_matching(
+    moto_s3: Any, dg_conn: str, builds: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from airflow.sdk import DAG
+
+    v0, v1, v2 = builds(0), builds(1), builds(2)
+    b = moto_s3.bucket
+    common = {"deltaglider_conn_id": dg_conn}
+    with DAG("ops_max_ratio", schedule=None, start_date=START) as dag:
+        first = DeltaGliderUploadOperator(task_id="first", source=str(v0), dest=f"s3://{b}/rel/", **common)
+        strict = DeltaGliderUploadOperator(
+            task_id="strict", source=str(v1), dest=f"s3://{b}/rel/", max_ratio=0.0001, **common
+        )
+        loose = DeltaGliderUploadOperator(task_id="loose", source=str(v2), dest=f"s3://{b}/rel/", **common)
+        nothing = DeltaGliderDownloadOperator(
+            task_id="nothing", source=f"s3://{b}/rel/", pattern="*.tgz", dest=str(tmp_path / "d"), **common
+        )
+        first >> strict >> loose >> nothing
+    result = run_dag(dag)
+    assert result.states == {"first": "success", "strict": "success", "loose": "success", "nothing": "failed"}
+    assert [f["kind"] for f in result.xcoms["strict"]["files"]] == ["direct"]
+    assert [f["kind"] for f in result.xcoms["loose"]["files"]] == ["delta"]
+    stored = [f"rel/{v0.name}.delta", f"rel/{v1.name}", f"rel/{v2.name}.delta", "rel/reference.bin"]
+    assert _keys(moto_s3, "rel/") == stored
+    logs = capfd.readouterr()
+    assert f"Nothing under s3://{b}/rel/ matches '*.tgz'." in logs.out + logs.err

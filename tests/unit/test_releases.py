@@ -65,3 +65,27 @@ def test_newer_than(moto_s3: Any, releases: DeltaStore) -> None:
     assert len(find_releases(releases, ReleaseQuery(moto_s3.bucket, "rel/", "app-*.zip", newer_than=past))) == 3
     with pytest.raises(ValueError, match="not an ISO 8601"):
         find_releases(releases, ReleaseQuery(moto_s3.bucket, "rel/", "*", newer_than="yesterday"))
+
+
+def test_order_is_by_version_not_upload_time(moto_s3: Any, builds: Any) -> None:
+    """Newest version uploaded first: whatever the timestamps (equal or not), version decides. Key order is
+    the opposite of version order here, so neither time nor key order can pass for it."""
+    store = DeltaStore(moto_s3.client)
+    for name, version in [("app-10.0.zip", 2), ("app-9.0.zip", 1), ("app-9.0rc1.zip", 0)]:
+        store.put(builds(version), moto_s3.bucket, f"rel/{name}")
+    found = find_releases(store, ReleaseQuery(moto_s3.bucket, "rel/", "app-*.zip"))
+    assert [r.name for r in found] == ["app-9.0rc1.zip", "app-9.0.zip", "app-10.0.zip"]
+    assert [r.version for r in found] == ["9.0rc1", "9.0", "10.0"]
+
+
+def test_newest_release_reports_its_own_hash_and_size(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
+    import hashlib
+
+    store = DeltaStore(moto_s3.client)
+    files = {v: builds(v, size=150_000 + 10_000 * v) for v in range(3)}
+    for v, path in files.items():
+        store.put(path, moto_s3.bucket, f"rel/app-1.{v}.0.zip")
+    newest = find_releases(store, ReleaseQuery(moto_s3.bucket, "rel/", "app-*.zip"))[-1]
+    assert newest.key == "rel/app-1.2.0.zip"
+    assert newest.sha256 == hashlib.sha256(files[2].read_bytes()).hexdigest()
+    assert newest.size == files[2].stat().st_size

@@ -23,7 +23,9 @@ def conn(moto_s3: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     return "dg_sensor"
 
 
-def test_poke_reschedule_and_nothing_new(moto_s3: Any, conn: str, builds: Any) -> None:
+def test_poke_reschedule_and_nothing_new(
+    moto_s3: Any, conn: str, builds: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
     from airflow.sdk import DAG
 
     store = DeltaStore(moto_s3.client)
@@ -38,9 +40,11 @@ def test_poke_reschedule_and_nothing_new(moto_s3: Any, conn: str, builds: Any) -
             task_id="nothing_new", pattern="app-*.zip", after_version="9.0", timeout=2, soft_fail=True, **common
         )
         DeltaGliderReleaseSensor(
-            task_id="missing_bucket", location="s3://no-such-bucket-qq/rel/", deltaglider_conn_id=conn, timeout=30
+            task_id="missing_bucket", location="s3://no-such-bucket-qq/rel/", deltaglider_conn_id=conn, timeout=600
         )
     result = run_dag(dag)
+    out = capfd.readouterr()
+    assert "Bucket 'no-such-bucket-qq' does not exist" in out.out + out.err  # failed on our error, not a timeout
     assert result.states == {
         "poke": "success",
         "reschedule": "success",
@@ -54,29 +58,64 @@ def test_poke_reschedule_and_nothing_new(moto_s3: Any, conn: str, builds: Any) -
 
 
 def test_deferrable_sensor_resumes_from_trigger(
-    moto_s3: Any, conn: str, builds: Any, capfd: pytest.CaptureFixture[str]
+    moto_s3: Any, conn: str, builds: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The release is published only once the sensor's own first poke has found nothing (an event, not a
+    timer), so the sensor must defer and the trigger must be what finds it."""
     import threading
 
     from airflow.sdk import DAG
 
+    from airflow_provider_deltaglider.sensors import release as sensor_module
+
     store = DeltaStore(moto_s3.client)
     store.put(builds(0), moto_s3.bucket, "rel/app-0.9.zip")  # too old: the first poke finds nothing new
     path = builds(1)
-    later = threading.Timer(10.0, store.put, args=(path, moto_s3.bucket, "rel/app-2.0.0.zip"))
+    first_poke_empty = threading.Event()
+    real_find = sensor_module.find_releases
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        found = real_find(*args, **kwargs)
+        if not found:
+            first_poke_empty.set()
+        return found
+
+    monkeypatch.setattr(sensor_module, "find_releases", observed)
+
+    def publish() -> None:
+        if first_poke_empty.wait(120):
+            store.put(path, moto_s3.bucket, "rel/app-2.0.0.zip")
+
+    later = threading.Thread(target=publish)
     later.start()
     with DAG("sensor_deferred", schedule=None, start_date=START) as dag:
         DeltaGliderReleaseSensor(
             task_id="wait", location=f"s3://{moto_s3.bucket}/rel/", pattern="app-*.zip", after_version="1.0",
-            deferrable=True, deltaglider_conn_id=conn, poke_interval=0.5,
+            deferrable=True, deltaglider_conn_id=conn, poke_interval=0.5, timeout=120,
         )  # fmt: skip
-    result = run_dag(dag)
-    later.join()
+    try:
+        result = run_dag(dag)
+    finally:
+        first_poke_empty.set()
+        later.join()
     assert result.states == {"wait": "success"}
     out = capfd.readouterr().out
     assert "no new release matching 'app-*.zip'" in out  # the first poke found nothing, so it deferred
     assert result.xcoms["wait"]["newest"]["key"] == "rel/app-2.0.0.zip"
     assert result.xcoms["wait"]["newest"]["version"] == "2.0.0"
+
+
+def test_execute_complete_fails_on_a_trigger_error() -> None:
+    from airflow.sdk.exceptions import AirflowException
+
+    sensor = DeltaGliderReleaseSensor(task_id="s", location="s3://bkt/rel/", deferrable=True)
+    error = {"status": "error", "message": "Bucket 'bkt' does not exist: create it first or fix the bucket name."}
+    with pytest.raises(AirflowException, match=r"Waiting for a release in s3://bkt/rel/ failed: Bucket 'bkt' does not"):
+        sensor.execute_complete({}, error)
+    with pytest.raises(AirflowException, match="failed: no event"):
+        sensor.execute_complete({}, None)
+    done = {"status": "success", "payload": {"newest": {"key": "rel/a-1.zip"}, "releases": [], "count": 1}}
+    assert sensor.execute_complete({}, done) == done["payload"]
 
 
 def test_trigger_serializes_every_connection_parameter() -> None:
@@ -146,21 +185,59 @@ def test_event_trigger_yields_one_event_per_new_release(moto_s3: Any, conn: str,
         trigger = DeltaGliderReleaseEventTrigger(
             location=f"s3://{moto_s3.bucket}/rel/", pattern="app-*.zip", deltaglider_conn_id=conn, poke_interval=0.1
         )
+        baseline = _watch_checks(trigger)
         agen = trigger.run()
         seen = []
         first = asyncio.ensure_future(agen.__anext__())
-        await asyncio.sleep(2.0)  # the trigger takes its baseline (hook, store, first listing) meanwhile
+        assert await asyncio.to_thread(baseline.wait, 30)  # the baseline listing is done
         await asyncio.to_thread(store.put, builds(1), moto_s3.bucket, "rel/app-1.1.zip")
         await asyncio.to_thread(store.put, builds(2), moto_s3.bucket, "rel/app-1.2.zip")
         seen.append((await asyncio.wait_for(first, 10)).payload["release"]["key"])
         seen.append((await asyncio.wait_for(agen.__anext__(), 10)).payload["release"]["key"])
         extra = asyncio.ensure_future(agen.__anext__())
-        await asyncio.sleep(0.5)
-        assert not extra.done()  # nothing further: each release announced once
+        await baseline.two_more_quiet_polls(extra)  # nothing further: each release announced once
         extra.cancel()
         return seen
 
     assert sorted(asyncio.run(scenario())) == ["rel/app-1.1.zip", "rel/app-1.2.zip"]
+
+
+class _Checks:
+    """Counts a trigger's completed listings, so a test waits for the trigger's progress instead of a clock."""
+
+    def __init__(self, trigger: Any) -> None:
+        import threading
+
+        self.count = 0
+        self._cond = threading.Condition()
+        real = trigger._check
+
+        def check() -> Any:
+            found = real()
+            with self._cond:
+                self.count += 1
+                self._cond.notify_all()
+            return found
+
+        trigger._check = check
+
+    def wait(self, timeout: float) -> bool:
+        """True once the first (baseline) listing has returned."""
+        return self.reached(1, timeout)
+
+    def reached(self, count: int, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.count >= count, timeout)
+
+    async def two_more_quiet_polls(self, pending: Any) -> None:
+        """Let the trigger list twice more: had it found anything, it would have yielded (``pending`` done)
+        and stopped polling, so the wait would run out instead."""
+        await asyncio.to_thread(self.reached, self.count + 2, 10)
+        assert not pending.done()
+
+
+def _watch_checks(trigger: Any) -> _Checks:
+    return _Checks(trigger)
 
 
 class MemoryState:
@@ -189,9 +266,13 @@ def test_event_trigger_state_survives_a_triggerer_restart(moto_s3: Any, conn: st
         return t
 
     async def first_life() -> str:
-        agen = trigger().run()
+        watched = trigger()
+        baseline = _watch_checks(watched)
+        agen = watched.run()
         pending = asyncio.ensure_future(agen.__anext__())
-        await asyncio.sleep(2.0)  # baseline taken and stored
+        assert await asyncio.to_thread(baseline.wait, 30)  # baseline taken
+        while DeltaGliderReleaseEventTrigger.STATE_KEY not in state.values:  # ... and stored
+            await asyncio.sleep(0.01)
         await asyncio.to_thread(store.put, builds(1), moto_s3.bucket, "rel/app-1.1.zip")
         event = await asyncio.wait_for(pending, 10)
         await agen.aclose()
@@ -203,11 +284,12 @@ def test_event_trigger_state_survives_a_triggerer_restart(moto_s3: Any, conn: st
     store.put(builds(2), moto_s3.bucket, "rel/app-1.2.zip")  # lands while the triggerer is down
 
     async def second_life() -> list[str]:
-        agen = trigger().run()
+        watched = trigger()
+        checks = _watch_checks(watched)
+        agen = watched.run()
         got = [str((await asyncio.wait_for(agen.__anext__(), 10)).payload["release"]["key"])]
         extra = asyncio.ensure_future(agen.__anext__())
-        await asyncio.sleep(0.5)
-        assert not extra.done()  # 1.0 and 1.1 are not announced again
+        await checks.two_more_quiet_polls(extra)  # 1.0 and 1.1 are not announced again
         extra.cancel()
         return got
 

@@ -16,6 +16,7 @@ from deltaglider_core import (
     NotFound,
 )
 from deltaglider_core.digest import digest_file
+from deltaglider_core.errors import CodecError, DeltaGliderError, StorageError
 from deltaglider_core.format import Location
 
 
@@ -337,3 +338,81 @@ def test_materialising_again_never_writes_through_a_shared_reference(moto_s3: An
     again = tmp_path / "again"
     store.refs.materialise(moto_s3.bucket, "a/reference.bin", hashlib.sha256(first_bytes).hexdigest(), again)
     assert again.read_bytes() == first_bytes
+
+
+def test_direct_object_with_altered_bytes_fails_verification(moto_s3: Any, store: DeltaStore, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("release notes\n" * 50)
+    store.put(notes, moto_s3.bucket, "rel/notes.txt")
+    obj = moto_s3.client.get_object(Bucket=moto_s3.bucket, Key="rel/notes.txt")
+    altered = obj["Body"].read().replace(b"release", b"RELEASE", 1)
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key="rel/notes.txt", Body=altered, Metadata=obj["Metadata"])
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(IntegrityError, match=f"s3://{moto_s3.bucket}/rel/notes.txt failed verification"):
+        store.get(moto_s3.bucket, "rel/notes.txt", out)
+    assert list(out.iterdir()) == []
+    with pytest.raises(IntegrityError, match="failed verification"):
+        store.verify(moto_s3.bucket, "rel/notes.txt")
+
+
+def test_dg_max_ratio_from_the_environment(moto_s3: Any, builds: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DG_MAX_RATIO", "0.0001")
+    strict = DeltaStore(moto_s3.client)
+    assert strict.max_ratio == 0.0001
+    strict.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    assert strict.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip").kind == "direct"
+    assert DeltaStore(moto_s3.client, max_ratio=0.9).put(builds(2), moto_s3.bucket, "rel/app-1.0.2.zip").kind == "delta"
+    monkeypatch.setenv("DG_MAX_RATIO", "half")
+    with pytest.raises(DeltaGliderError, match=r"DG_MAX_RATIO='half' is not a number: use a value in \(0, 1\]"):
+        DeltaStore(moto_s3.client)
+    monkeypatch.setenv("DG_MAX_RATIO", "3")
+    with pytest.raises(DeltaGliderError, match=r"max_ratio=3.0 is out of range"):
+        DeltaStore(moto_s3.client)
+
+
+def test_unreadable_local_file_is_named(
+    moto_s3: Any, store: DeltaStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "app-1.0.0.zip"
+    secret.write_bytes(b"PK")
+    secret.chmod(0)
+    real_access = os.access
+    # Tests run as root in CI, which reads any file: ask the OS the way an unprivileged worker user would.
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == secret else real_access(p, mode))
+    with pytest.raises(InvalidLocation, match=f"Local file '{secret}' is not readable: check its permissions"):
+        store.put(secret, moto_s3.bucket, "rel/app-1.0.0.zip")
+    assert _keys(moto_s3) == []
+
+
+def test_network_failure_on_upload_names_the_key(moto_s3: Any, tmp_path: Path) -> None:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import EndpointConnectionError
+
+    client = boto3.client("s3", region_name="us-east-1", config=Config(retries={"max_attempts": 1}))
+
+    def unreachable(**kwargs: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9/")
+
+    client.meta.events.register("before-send.s3.PutObject", unreachable)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("n")
+    with pytest.raises(
+        StorageError,
+        match=rf"Could not upload s3://{moto_s3.bucket}/rel/notes.txt: .*Check the endpoint URL and the network",
+    ):
+        DeltaStore(client).put(notes, moto_s3.bucket, "rel/notes.txt")
+    assert _keys(moto_s3) == []
+
+
+def test_no_codec_at_all_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import shutil
+
+    from deltaglider_core import codec as codec_module
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(CodecError, match=r"No VCDIFF codec found: run 'pip install pyxdelta'"):
+        codec_module.default_codec()
