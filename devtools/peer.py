@@ -3,7 +3,8 @@
 DeltaGlider 6.2.0 pins ``cryptography<45`` and Airflow 3 needs newer, so the peer cannot share our
 venv. This module is both the client (``Peer``, used by tests and benchmarks) and the script the
 peer's Python runs (``python devtools/peer.py OP ...``, printing one JSON line per call). The
-peer's ``xdelta3`` is ``tests/peer/bin/xdelta3``: stock xdelta3's CLI from the pyxdelta wheel.
+peer's ``xdelta3`` is a stock binary on PATH (Debian's package, as DeltaGlider's own image installs it),
+never this project's codec: a peer built on our code could not show where we differ from it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,23 @@ except ImportError:  # running as a script inside the peer venv
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
-SHIM_DIR = ROOT / "tests" / "peer" / "bin"
 
 
 class PeerMissing(RuntimeError):
     pass
+
+
+def stock_xdelta3() -> str:
+    """The stock ``xdelta3`` binary the peer runs; PeerMissing (naming the package) when there is none."""
+    import shutil
+
+    binary = shutil.which("xdelta3")
+    if binary is None:
+        raise PeerMissing(
+            "no xdelta3 binary on PATH: the DeltaGlider 6.2.0 peer runs stock xdelta3 "
+            "(Debian/Ubuntu: apt-get install xdelta3; .ci/run installs it)."
+        )
+    return binary
 
 
 class Peer:
@@ -38,6 +51,7 @@ class Peer:
             raise PeerMissing(
                 f"DeltaGlider 6.2.0 peer venv not found at {self.python}: run 'make venv' (it creates .venv-peer)."
             )
+        self.xdelta3 = stock_xdelta3()
         self.env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": access_key,
@@ -47,7 +61,6 @@ class Peer:
             "DG_DISABLE_EC2_DETECTION": "true",  # its CLI would otherwise ask 169.254.169.254 (IMDS)
             "DG_PEER_ENDPOINT": endpoint_url,
             "DG_TEST_PYTHON": sys.executable,
-            "PATH": f"{SHIM_DIR}{os.pathsep}{os.environ.get('PATH', '')}",
         }
 
     def run(self, op: str, *args: str) -> dict[str, Any]:

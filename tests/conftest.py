@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PEER_BIN = Path(__file__).resolve().parent / "peer" / "bin"
 
 _SAFE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -36,7 +35,6 @@ def pytest_configure(config: pytest.Config) -> None:
         home = Path(tempfile.mkdtemp(prefix="airflow-home-"))
         os.environ["AIRFLOW_HOME"] = str(home)
         os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
-    os.environ["PATH"] = f"{PEER_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ["DG_TEST_PYTHON"] = sys.executable
     _guard_network()
 
@@ -82,23 +80,23 @@ def _guard_network() -> None:
     socket.getaddrinfo = getaddrinfo
 
 
-def real_xdelta3() -> str | None:
-    """A stock xdelta3 binary (e.g. Debian's package) on PATH, never the tests/peer/bin shim around our codec."""
-    import shutil
-
-    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and Path(d).resolve() != PEER_BIN]
-    return shutil.which("xdelta3", path=os.pathsep.join(dirs))
-
-
 @pytest.fixture
 def stock_xdelta3() -> str:
     """Path of a real, independently built xdelta3; the test is skipped (and says why) without one."""
-    binary = real_xdelta3()
-    if binary is None:
-        pytest.skip(
-            "needs a stock xdelta3 binary as the peer (Debian/Ubuntu: apt-get install xdelta3); .ci/run installs it"
-        )
-    return binary
+    from devtools.peer import PeerMissing, stock_xdelta3
+
+    try:
+        return stock_xdelta3()
+    except PeerMissing as exc:
+        pytest.skip(f"needs a stock xdelta3 binary as the peer: {exc}")
+
+
+@pytest.fixture
+def peer(seaweed_s3: Any, stock_xdelta3: str) -> Any:
+    """DeltaGlider 6.2.0 (its own venv) on a stock xdelta3, against the session's SeaweedFS."""
+    from devtools.peer import Peer
+
+    return Peer(seaweed_s3.endpoint_url, seaweed_s3.access_key, seaweed_s3.secret_key)
 
 
 @dataclass

@@ -5,6 +5,11 @@ bundled in the ``pyxdelta`` wheel, so it installs with pip alone and accepts eve
 A system ``xdelta3`` binary is the fallback when the wheel is missing. The output is plain VCDIFF that
 stock xdelta3 3.0.x decodes byte-identically.
 
+Reading what other xdelta3 builds wrote: deltas whose sections carry LZMA secondary compression (the
+default of Debian's and Ubuntu's xdelta3, so of DeltaGlider's own image) are rewritten without it by
+:mod:`deltaglider_core.vcdiff` before the library decodes them; xdelta3's DJW/FGK coders need a stock
+``xdelta3`` binary, which is used when installed.
+
 Settings that keep bytes exact and matches found:
 - external (de)compression of gzip/xz inputs is off (the wheel is built without it; the CLI gets ``-D``);
 - the source window (``-B``) covers the whole reference, so artifacts over 64 MiB still find matches;
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .errors import CodecError
+from .vcdiff import UnsupportedSecondary, secondary_compressor, strip_secondary
 
 MIN_WINDOW = 1 << 20
 MAX_WINDOW = 1 << 31
@@ -116,7 +122,27 @@ class XDelta3Codec:
         return " ".join(["xdelta3", "-e", *flags])
 
     def decode(self, source: Path, delta: Path, out: Path) -> None:
-        code, err = self._runner.run(["-d", "-f", *self._flags(source), "-s", str(source), str(delta), str(out)])
+        secondary = secondary_compressor(delta) if isinstance(self._runner, LibraryRunner) else None
+        if secondary is None:
+            self._decode(self._runner, source, delta, out)
+            return
+        plain = delta.with_name(delta.name + ".plain")
+        try:
+            try:
+                strip_secondary(delta, plain)
+            except UnsupportedSecondary:
+                binary = shutil.which("xdelta3")
+                if binary is None:
+                    raise
+                self._decode(CliRunner(binary), source, delta, out)  # a stock xdelta3 reads DJW/FGK itself
+                return
+            self._decode(self._runner, source, plain, out)
+        finally:
+            plain.unlink(missing_ok=True)
+
+    def _decode(self, runner: _Runner, source: Path, delta: Path, out: Path) -> None:
+        flags = [*runner.extra_flags, "-S", "none", "-B", str(source_window(source.stat().st_size))]
+        code, err = runner.run(["-d", "-f", *flags, "-s", str(source), str(delta), str(out)])
         if code != 0:
             raise CodecError(
                 f"xdelta3 decode of {delta} against {source} failed (exit {code}) {err}".rstrip()
@@ -133,12 +159,3 @@ def default_codec(level: int = 9) -> XDelta3Codec:
     if binary:
         return XDelta3Codec(CliRunner(binary), level)
     raise CodecError("No VCDIFF codec found: run 'pip install pyxdelta' (or install the xdelta3 binary).")
-
-
-def run_cli(args: list[str]) -> int:
-    """Run xdelta3's command line with ``args`` through the bundled library (used as an ``xdelta3`` shim)."""
-    spec = importlib.util.find_spec("pyxdelta")
-    if spec is None or not spec.origin:
-        raise CodecError("pyxdelta is not installed: run 'pip install pyxdelta'.")
-    code, _ = LibraryRunner(spec.origin).run(args)
-    return code

@@ -46,6 +46,7 @@ from .policy import (
 )
 from .references import Base, References, scratch_dir
 from .s3 import S3
+from .vcdiff import UnsupportedSecondary
 
 TOOL = f"deltaglider/airflow-provider-{__version__}"
 
@@ -284,6 +285,8 @@ class DeltaStore:
             self.refs.materialise(loc.bucket, ref_key, meta_get(meta, "ref-sha256"), reference)
             try:
                 self.codec.decode(reference, delta, out)
+            except UnsupportedSecondary as exc:
+                raise CodecError(f"s3://{loc.bucket}/{loc.delta_key} cannot be read here: {exc}") from exc
             except CodecError as exc:
                 raise IntegrityError(
                     f"s3://{loc.bucket}/{loc.delta_key} cannot be decoded against s3://{loc.bucket}/{ref_key}: "

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
+def test_quick_benchmark_writes_results(tmp_path: Path, stock_xdelta3: str) -> None:
     out = tmp_path / "latest.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--reps", "1", "--rss-mb", "4", "--out", str(out)],

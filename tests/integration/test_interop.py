@@ -12,13 +12,6 @@ from deltaglider_core import DeltaStore
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def peer(seaweed_s3: Any) -> Any:
-    from devtools.peer import Peer
-
-    return Peer(seaweed_s3.endpoint_url, seaweed_s3.access_key, seaweed_s3.secret_key)
-
-
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
