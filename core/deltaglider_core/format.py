@@ -8,7 +8,9 @@ are found by readers through ``dg-ref-key``, so DeltaGlider 6 readers resolve th
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
+import email.header
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,13 +55,38 @@ def _aliases(field: str) -> tuple[str, ...]:
 
 
 def meta_get(metadata: Mapping[str, str], field: str) -> str | None:
-    """Read ``field`` from S3 user metadata, accepting every legacy spelling DeltaGlider used."""
+    """Read ``field`` from S3 user metadata, accepting every legacy spelling DeltaGlider used.
+
+    Values that are RFC 2047 encoded words (how non-ASCII names are stored, see :func:`meta_text`) are decoded.
+    """
     lowered = {k.lower(): v for k, v in metadata.items()}
     for name in _aliases(field):
         value = lowered.get(name)
         if value is not None and value != "":
-            return value
+            return _from_meta_text(value)
     return None
+
+
+def meta_text(value: str) -> str:
+    """A metadata value S3 can carry: ASCII as it is, anything else as an RFC 2047 encoded word.
+
+    S3 user metadata travels in HTTP headers and must be ASCII (botocore refuses anything else before
+    sending). RFC 2047 is S3's own convention for non-ASCII metadata (it returns such values encoded that
+    way), so a name like ``app-日本.zip`` is stored as ``=?UTF-8?B?...?=`` and read back by :func:`meta_get`.
+    Readers that only need the ASCII fields (DeltaGlider 6: ref-key, hashes, sizes) are unaffected.
+    """
+    if value.isascii():
+        return value
+    return "=?UTF-8?B?" + base64.b64encode(value.encode("utf-8")).decode("ascii") + "?="
+
+
+def _from_meta_text(value: str) -> str:
+    if not value.startswith("=?") or not value.endswith("?="):
+        return value
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except (ValueError, LookupError, UnicodeDecodeError):
+        return value  # not an encoded word after all: keep the text as stored
 
 
 def is_deltaglider_object(metadata: Mapping[str, str]) -> bool:
@@ -116,7 +143,19 @@ class Location:
         return f"{self.prefix}/" if self.prefix else ""
 
 
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
+_BUCKET_CHARS = re.compile(r"^[a-z0-9.\-]+$")
+_IPV4_LIKE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_RESERVED_PREFIXES = {
+    "xn--": "reserved by S3",
+    "sthree-": "reserved by S3",
+    "amzn-s3-demo-": "reserved by S3 for documentation examples",
+}
+_RESERVED_SUFFIXES = {
+    "-s3alias": "reserved for access point aliases",
+    "--ol-s3": "reserved for Object Lambda access point aliases",
+    ".mrap": "reserved for Multi-Region Access Points",
+    "--table-s3": "reserved for table buckets",
+}
 _GENERATION_RE = re.compile(r"/?" + re.escape(BASES_DIR) + r"/(\d{4,})/" + re.escape(REFERENCE_NAME) + "$")
 
 
@@ -130,12 +169,44 @@ def base_generation(ref_key: str) -> int | None:
     return None
 
 
+def _bucket_problem(bucket: str) -> str | None:
+    """The S3 general-purpose bucket naming rule ``bucket`` breaks, or None."""
+    if not 3 <= len(bucket) <= 63:
+        return f"it is {len(bucket)} characters long; bucket names have 3 to 63"
+    if not _BUCKET_CHARS.match(bucket):
+        bad = sorted({c for c in bucket if not ((c.islower() and c.isascii()) or c.isdigit() or c in ".-")})
+        return f"it contains {''.join(bad)!r}; only lowercase letters, digits, '.' and '-' are allowed"
+    if not (bucket[0].isalnum() and bucket[-1].isalnum()):
+        return "it must begin and end with a letter or digit"
+    if ".." in bucket:
+        return "it contains two adjacent periods"
+    if _IPV4_LIKE.match(bucket):
+        return "it is formatted as an IP address"
+    for prefix, why in _RESERVED_PREFIXES.items():
+        if bucket.startswith(prefix):
+            return f"the prefix {prefix!r} is {why}"
+    for suffix, why in _RESERVED_SUFFIXES.items():
+        if bucket.endswith(suffix):
+            return f"the suffix {suffix!r} is {why}"
+    return None
+
+
 def validate_bucket(bucket: str) -> str:
-    if not bucket or not _BUCKET_RE.match(bucket):
+    """Check ``bucket`` against S3's naming rules, naming the rule it breaks.
+
+    S3 Express One Zone directory buckets (``--x-s3``) are refused on purpose: their listings are not in key
+    order, which the listing, migration resume and delete logic rely on.
+    """
+    if not isinstance(bucket, str) or not bucket:
+        raise InvalidLocation("Invalid bucket name '': give the bucket's name (for example 'my-artifacts').")
+    if bucket.endswith("--x-s3"):
         raise InvalidLocation(
-            f"Invalid bucket name {bucket!r}: S3 bucket names are 3-63 characters of lowercase letters, "
-            "digits, '.', '-' (for example 'my-artifacts')."
+            f"Bucket {bucket!r} is an S3 Express One Zone directory bucket, which this provider does not support "
+            "(directory buckets list keys out of order): use a general purpose bucket."
         )
+    problem = _bucket_problem(bucket)
+    if problem is not None:
+        raise InvalidLocation(f"Invalid bucket name {bucket!r}: {problem} (S3 bucket naming rules).")
     return bucket
 
 
@@ -204,7 +275,7 @@ def _common(tool: str, sha256: str, md5: str | None) -> dict[str, str]:
 
 def reference_metadata(tool: str, source_name: str, sha256: str, md5: str | None) -> dict[str, str]:
     meta = _common(tool, sha256, md5)
-    meta[meta_key("source-name")] = source_name
+    meta[meta_key("source-name")] = meta_text(source_name)
     meta[meta_key("note")] = REFERENCE_NOTE
     return meta
 
@@ -225,12 +296,12 @@ def delta_metadata(
     meta = _common(tool, sha256, md5)
     meta.update(
         {
-            meta_key("original-name"): original_name,
+            meta_key("original-name"): meta_text(original_name),
             meta_key("file-size"): str(size),
-            meta_key("ref-key"): ref_key,
+            meta_key("ref-key"): meta_text(ref_key),
             meta_key("ref-sha256"): ref_sha256,
             meta_key("delta-size"): str(delta_size),
-            meta_key("delta-cmd"): delta_cmd,
+            meta_key("delta-cmd"): meta_text(delta_cmd),
         }
     )
     if note:
@@ -242,7 +313,7 @@ def direct_metadata(tool: str, *, original_name: str, sha256: str, size: int, md
     meta = _common(tool, sha256, md5)
     meta.update(
         {
-            meta_key("original-name"): original_name,
+            meta_key("original-name"): meta_text(original_name),
             meta_key("file-size"): str(size),
             meta_key("compression"): "none",
         }

@@ -3,6 +3,10 @@
 Archives of one destination deltaspace form one job, uploaded in key order by one worker, so they share
 a reference and always land in the same shard; other objects are jobs of their own (sharded by key).
 Jobs run on a bounded thread pool, each object streamed through a temp file.
+
+The source is read as logical objects: a prefix that DeltaGlider (or this project) wrote migrates its files
+(``x.zip.delta`` is read back, verified, as ``x.zip``); its references and internal objects are not user
+files and are not copied (counted as ``internal``). Plain objects are copied byte for byte.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DeltaGliderError
-from .format import DELTA_SUFFIX, Location, folder, meta_get
+from .format import DELTA_SUFFIX, Location, folder, logical_key, meta_get
 from .listing import parallel_pages
 from .models import jsonable
 from .policy import is_delta_eligible
@@ -56,6 +60,7 @@ class MigrationReport:
     objects_per_s: float
     failures: tuple[MigrationFailure, ...] = ()
     planned: tuple[str, ...] = ()
+    internal: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(jsonable(asdict(self)))
@@ -120,6 +125,9 @@ class Migration:
     ) -> None:
         self.store = store
         self.source = S3(source_client)
+        self._source_client = source_client
+        self._source_store: DeltaStore | None = None
+        self._internal = 0
         self.src = (source_bucket, source_prefix)
         self.dst = (dest_bucket, dest_prefix)
         self.preserve_prefix = preserve_prefix
@@ -135,12 +143,17 @@ class Migration:
         root = folder(prefix)
         groups: dict[str, list[tuple[Listed, str]]] = {}
         scanned = 0
+        self._internal = 0
         for page in self.source.pages(bucket, root):
             for obj in page.objects:
                 scanned += 1
-                if obj.key.endswith("/") or not selected(obj.key[len(root) :], self.include, self.exclude):
+                logical = logical_key(obj.key)
+                if logical is None:  # a reference or internal object: read through the deltas that use it
+                    self._internal += 1
                     continue
-                dest_key = dest_key_for(obj.key, root, self.dst[1], self.preserve_prefix)
+                if obj.key.endswith("/") or not selected(logical[len(root) :], self.include, self.exclude):
+                    continue
+                dest_key = dest_key_for(logical, root, self.dst[1], self.preserve_prefix)
                 archive = is_delta_eligible(dest_key, self.store.delta_extensions)
                 group = "space:" + Location(self.dst[0], dest_key).prefix if archive else "key:" + dest_key
                 if shard_of(group, self.shard[1]) == self.shard[0]:
@@ -155,8 +168,35 @@ class Migration:
         root = folder(prefix)
         return {obj.key: obj for page in parallel_pages(self.store.s3, bucket, root) for obj in page.objects}
 
+    @property
+    def source_store(self) -> DeltaStore:
+        """Reads the source's stored deltas (decoded against their references, verified by SHA-256)."""
+        if self._source_store is None:
+            self._source_store = DeltaStore(self._source_client, cache=self.store.cache, codec=self.store.codec)
+        return self._source_store
+
+    def _fetch(self, obj: Listed, local: Path) -> None:
+        if obj.key.endswith(DELTA_SUFFIX):
+            self.source_store.get(self.src[0], obj.key[: -len(DELTA_SUFFIX)], local)
+        else:
+            self.source.download(self.src[0], obj.key, local, size_hint=obj.size)
+
+    def _stored_sha(self, s3: S3, bucket: str, key: str) -> str | None:
+        head = s3.head(bucket, key)
+        return None if head is None else meta_get(head.metadata, "file-sha256")
+
     def _already_there(self, obj: Listed, dest_key: str, existing: dict[str, Listed]) -> bool:
-        """Same logical key with the same size (and MD5, where both sides have one) at the destination."""
+        """Same logical key with the same size (and MD5, where both sides have one) at the destination.
+
+        A source delta has no size or MD5 of its own file in the listing: its recorded SHA-256 is compared
+        with the destination's instead.
+        """
+        if obj.key.endswith(DELTA_SUFFIX):
+            wanted = self._stored_sha(self.source, self.src[0], obj.key)
+            for stored in (dest_key + DELTA_SUFFIX, dest_key):
+                if stored in existing:
+                    return wanted is not None and wanted == self._stored_sha(self.store.s3, self.dst[0], stored)
+            return False
         source_md5 = obj.etag.strip('"') if obj.etag and "-" not in obj.etag else None
         if dest_key + DELTA_SUFFIX in existing:
             head = self.store.s3.head(self.dst[0], dest_key + DELTA_SUFFIX)
@@ -188,7 +228,7 @@ class Migration:
                     os.close(fd)
                     local = Path(name)
                     try:
-                        self.source.download(self.src[0], obj.key, local, size_hint=obj.size)
+                        self._fetch(obj, local)
                         result = self.store.put(local, self.dst[0], dest_key, max_ratio=self.max_ratio)
                     finally:
                         local.unlink(missing_ok=True)
@@ -236,4 +276,5 @@ class Migration:
             objects_per_s=round((tally.migrated + tally.skipped) / duration, 2) if duration > 0 else 0.0,
             failures=tuple(sorted(tally.failures, key=lambda f: f.key)),
             planned=tuple(dest for _, dest in chosen) if dry_run else (),
+            internal=self._internal,
         )

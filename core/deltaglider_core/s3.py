@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from .errors import BucketNotFound, NotFound, StorageError
 from .fast_http import FastS3, make_fast
@@ -99,6 +99,11 @@ class S3:
                     "credentials and the bucket policy."
                 )
             return StorageError(f"S3 refused to {action} {where}: {code}: {exc}")
+        if isinstance(exc, ParamValidationError):
+            return StorageError(
+                f"Could not {action} {where}: the request was refused before sending ({exc}). "
+                "This is not a network problem: the value named above cannot be sent to S3."
+            )
         return StorageError(f"Could not {action} {where}: {exc}. Check the endpoint URL and the network.")
 
     def ensure_bucket(self, bucket: str) -> None:

@@ -17,7 +17,8 @@ def _sha(path: Path) -> str:
 
 
 def test_deltaglider_writes_we_read(seaweed_s3: Any, peer: Any, builds: Any, tmp_path: Path) -> None:
-    versions = [builds(v) for v in range(3)]
+    """Six versions by DeltaGlider 6.2.0 on a stock xdelta3 (LZMA-secondary deltas), all read back here."""
+    versions = [builds(v) for v in range(6)]
     notes = tmp_path / "notes.txt"
     notes.write_text("release notes\n")
     peer.upload([*versions, notes], f"s3://{seaweed_s3.bucket}/rel/app/")
@@ -60,3 +61,46 @@ def test_peer_upload_after_ours_shares_the_reference(seaweed_s3: Any, peer: Any,
     assert meta["dg-ref-key"] == "rel/app/reference.bin"
     res = DeltaStore(seaweed_s3.client).get(seaweed_s3.bucket, f"rel/app/{v1.name}", tmp_path / "o.zip")
     assert res.sha256 == _sha(v1)
+
+
+def test_migrating_what_deltaglider_wrote(seaweed_s3: Any, peer: Any, builds: Any, tmp_path: Path) -> None:
+    from deltaglider_core.migrate import Migration
+
+    versions = [builds(v) for v in range(6)]
+    peer.upload(versions, f"s3://{seaweed_s3.bucket}/legacy/app/")
+    client, bucket = seaweed_s3.client, seaweed_s3.bucket
+    before = {o["Key"]: o["ETag"] for o in client.list_objects_v2(Bucket=bucket, Prefix="legacy/")["Contents"]}
+
+    def migrate() -> Any:
+        return Migration(DeltaStore(client), client, bucket, "legacy/", bucket, "new/", preserve_prefix=False).run()
+
+    first = migrate()
+    assert (first.migrated, first.failed, first.internal) == (6, 0, 1)
+    store = DeltaStore(client)
+    assert sorted(o.key for o in store.list(bucket, "new/")) == sorted(f"new/app/{p.name}" for p in versions)
+    for path in versions:
+        assert store.get(bucket, f"new/app/{path.name}", tmp_path / path.name).sha256 == _sha(path)
+    after = {o["Key"]: o["ETag"] for o in client.list_objects_v2(Bucket=bucket, Prefix="legacy/")["Contents"]}
+    assert after == before
+    again = migrate()
+    assert (again.migrated, again.skipped, again.failed) == (0, 6, 0)
+
+
+def test_non_ascii_names_we_write_deltaglider_reads(seaweed_s3: Any, peer: Any, builds: Any, tmp_path: Path) -> None:
+    """DeltaGlider 6.2.0 cannot store these names itself (non-ASCII metadata); what we store, it reads."""
+    files = []
+    for version, name in enumerate(["app-日本-1.0.0.zip", "app-日本-1.0.1.zip"]):
+        path = tmp_path / name
+        path.write_bytes(builds(version).read_bytes())
+        files.append(path)
+    notes = tmp_path / "notes-é.txt"
+    notes.write_text("café\n")
+    store = DeltaStore(seaweed_s3.client)
+    kinds = [store.put(p, seaweed_s3.bucket, f"intl/{p.name}").kind for p in [*files, notes]]
+    assert kinds == ["reference", "delta", "direct"]
+    for path in [*files, notes]:
+        dest = tmp_path / f"peer-{path.name}"
+        peer.download(f"s3://{seaweed_s3.bucket}/intl/{path.name}", dest)
+        assert _sha(dest) == _sha(path), path.name
+        got = DeltaStore(seaweed_s3.client).get(seaweed_s3.bucket, f"intl/{path.name}", tmp_path / "ours")
+        assert got.sha256 == _sha(path)

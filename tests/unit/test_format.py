@@ -10,6 +10,7 @@ from deltaglider_core.format import (
     meta_get,
     parse_s3_url,
     utc_timestamp,
+    validate_bucket,
     validate_logical_key,
 )
 
@@ -87,3 +88,36 @@ def test_timestamp_format_matches_deltaglider() -> None:
 
     moment = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone.utc)
     assert utc_timestamp(moment) == "2026-01-02T03:04:05.678901Z"
+
+
+@pytest.mark.parametrize(
+    ("bucket", "rule"),
+    [
+        ("a..b", "two adjacent periods"),
+        ("192.168.5.4", "formatted as an IP address"),
+        ("xn--bucket", "prefix 'xn--' is reserved"),
+        ("sthree-bucket", "prefix 'sthree-' is reserved"),
+        ("amzn-s3-demo-bucket", "prefix 'amzn-s3-demo-'"),
+        ("my-ap-s3alias", "suffix '-s3alias' is reserved for access point aliases"),
+        ("my-bucket--ol-s3", "suffix '--ol-s3'"),
+        ("my.mrap", "suffix '.mrap'"),
+        ("my_bucket", "contains '_'; only lowercase letters, digits, '.' and '-' are allowed"),
+        ("MyBucket", "contains 'BM'"),
+        ("ab", "2 characters long; bucket names have 3 to 63"),
+        ("a" * 64, "64 characters long"),
+        ("-bucket", "begin and end with a letter or digit"),
+        ("bucket.", "begin and end with a letter or digit"),
+        ("bücket", "contains 'ü'"),
+    ],
+)
+def test_bucket_names_follow_s3_rules(bucket: str, rule: str) -> None:
+    with pytest.raises(InvalidLocation) as err:
+        validate_bucket(bucket)
+    assert f"Invalid bucket name {bucket!r}: " in str(err.value) and rule in str(err.value)
+
+
+def test_valid_and_directory_bucket_names() -> None:
+    for good in ("my-artifacts", "a.b.c", "abc", "1bucket2", "bucket.192.168.5.4x"):
+        assert validate_bucket(good) == good
+    with pytest.raises(InvalidLocation, match="S3 Express One Zone directory bucket.*use a general purpose bucket"):
+        validate_bucket("builds--usw2-az1--x-s3")

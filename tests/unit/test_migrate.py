@@ -128,9 +128,53 @@ def test_per_object_failures_are_collected_and_retried(
     result = run_dag(dag)
     assert result.states == {"migrate": "failed"}
     out = capfd.readouterr()
-    assert "2 object(s) failed to migrate: src/builds/odd/reference.bin: " in out.out + out.err
-    report = _migration(moto_s3, dest_bucket).run()  # a re-run retries only the two failures
-    assert (report.migrated, report.skipped, report.failed) == (0, len(objects), 2)
-    assert [f.key for f in report.failures] == ["src/builds/odd/reference.bin", "src/builds/odd/x.zip.delta"]
-    assert "reserved" in report.failures[0].error
-    assert report.failure_summary().startswith("2 object(s) failed to migrate: src/builds/odd/reference.bin")
+    b = moto_s3.bucket
+    assert (
+        f"1 object(s) failed to migrate: src/builds/odd/x.zip.delta: s3://{b}/src/builds/odd/x.zip.delta cannot be "
+        f"decoded against s3://{b}/src/builds/odd/reference.bin" in out.out + out.err
+    )
+    report = _migration(moto_s3, dest_bucket).run()  # a re-run retries only the failure
+    assert (report.migrated, report.skipped, report.failed, report.internal) == (0, len(objects), 1, 1)
+    assert [f.key for f in report.failures] == ["src/builds/odd/x.zip.delta"]
+    assert report.failure_summary().startswith("1 object(s) failed to migrate: src/builds/odd/x.zip.delta: ")
+    copied = [
+        o["Key"]
+        for o in moto_s3.client.list_objects_v2(Bucket=dest_bucket, Prefix="mirror/builds/odd/").get("Contents", [])
+    ]
+    assert copied == []  # the foreign reference.bin is never copied as a file
+
+
+def test_migrating_a_deltaglider_prefix_copies_its_files(
+    moto_s3: Any, dest_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prefix as DeltaGlider 6.2.0 wrote it (committed fixture, LZMA-secondary deltas): its files land at the
+    destination byte-identical under their own names, references are not copied, the source is unchanged, and
+    a re-run skips everything."""
+    import json
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda *_: None)  # pip-only worker: no xdelta3 binary
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "deltaglider-6.2.0"
+    manifest = json.loads((fixtures / "manifest.json").read_text())
+    for key, obj in manifest["objects"].items():
+        body = (fixtures / "objects" / obj["file"]).read_bytes()
+        moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=key, Body=body, Metadata=obj["metadata"])
+    before = {o["Key"]: o["ETag"] for o in moto_s3.client.list_objects_v2(Bucket=moto_s3.bucket)["Contents"]}
+
+    def migration() -> Migration:
+        store = DeltaStore(moto_s3.client)
+        return Migration(store, moto_s3.client, moto_s3.bucket, "releases/", dest_bucket, "mirror/")
+
+    first = migration().run()
+    originals = manifest["originals"]
+    assert (first.migrated, first.skipped, first.failed, first.internal) == (len(originals), 0, 0, 1)
+    store = DeltaStore(moto_s3.client)
+    listed = sorted(o.key for o in store.list(dest_bucket, "mirror/"))
+    assert listed == sorted(k.replace("releases/", "mirror/releases/", 1) for k in originals)
+    for key, original in originals.items():
+        got = store.get(dest_bucket, key.replace("releases/", "mirror/releases/", 1), tmp_path / "f")
+        assert got.sha256 == original["sha256"] and got.size == original["size"]
+    after = {o["Key"]: o["ETag"] for o in moto_s3.client.list_objects_v2(Bucket=moto_s3.bucket)["Contents"]}
+    assert after == before
+    again = migration().run()
+    assert (again.migrated, again.skipped, again.failed) == (0, len(originals), 0)

@@ -416,3 +416,44 @@ def test_no_codec_at_all_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(CodecError, match=r"No VCDIFF codec found: run 'pip install pyxdelta'"):
         codec_module.default_codec()
+
+
+@pytest.mark.parametrize("name", ["app é-1.0.0.zip", "app-日本-1.0.0.zip"])
+def test_non_ascii_file_names_store_and_read_back(
+    moto_s3: Any, store: DeltaStore, builds: Any, tmp_path: Path, name: str
+) -> None:
+    v0, v1 = builds(0), builds(1)
+    first = tmp_path / name
+    first.write_bytes(v0.read_bytes())
+    second = tmp_path / name.replace("1.0.0", "1.0.1")
+    second.write_bytes(v1.read_bytes())
+    notes = tmp_path / "notes-é.txt"
+    notes.write_text("café\n")
+    for path in (first, second, notes):
+        store.put(path, moto_s3.bucket, f"rel/{path.name}")
+    meta = _meta(moto_s3, f"rel/{second.name}.delta")
+    assert all(value.isascii() for value in meta.values())
+    assert meta["dg-original-name"].startswith("=?UTF-8?B?")
+    info = DeltaStore(moto_s3.client).head(moto_s3.bucket, f"rel/{second.name}")
+    assert info.kind == "delta" and info.original_size == v1.stat().st_size
+    listed = sorted(o.key for o in DeltaStore(moto_s3.client).list(moto_s3.bucket, "rel/"))
+    assert listed == sorted(f"rel/{p.name}" for p in (first, second, notes))
+    out = tmp_path / "out"
+    out.mkdir()
+    for path in (first, second, notes):
+        got = DeltaStore(moto_s3.client).get(moto_s3.bucket, f"rel/{path.name}", out)
+        assert Path(got.path).name == path.name and Path(got.path).read_bytes() == path.read_bytes()
+    from deltaglider_core.format import meta_get
+
+    assert meta_get(_meta(moto_s3, "rel/reference.bin"), "source-name") == first.name
+
+
+def test_parameter_errors_are_not_called_network_errors(moto_s3: Any, tmp_path: Path) -> None:
+    from deltaglider_core.s3 import S3
+
+    path = tmp_path / "x.txt"
+    path.write_text("x")
+    with pytest.raises(StorageError) as err:
+        S3(moto_s3.client).upload(path, moto_s3.bucket, "rel/x.txt", {"dg-note": "naïve"})
+    assert "refused before sending" in str(err.value) and "network" not in str(err.value).split("This is")[0]
+    assert "Check the endpoint URL" not in str(err.value)
