@@ -86,3 +86,19 @@ def test_damaged_lzma_section_is_a_codec_error(tmp_path: Path, monkeypatch: pyte
     truncated.write_bytes((FIXTURES / "lzma-windows.vcdiff").read_bytes()[:-40])
     with pytest.raises(CodecError, match="truncated VCDIFF|does not decode"):
         strip_secondary(truncated, tmp_path / "plain")
+
+
+@pytest.mark.parametrize("secondary", ["lzma", "djw", "fgk", "none"])
+def test_live_round_trips_with_stock_xdelta3(
+    secondary: str, tmp_path: Path, stock_xdelta3: str, builds: object
+) -> None:
+    """Fresh archives: stock xdelta3 encodes with each -S and we decode; we encode and stock xdelta3 decodes."""
+    a, b = builds(0), builds(1)  # type: ignore[operator]
+    delta = tmp_path / f"{secondary}.vcdiff"
+    subprocess.run([stock_xdelta3, "-e", "-f", "-S", secondary, "-s", str(a), str(b), str(delta)], check=True)
+    default_codec().decode(a, delta, tmp_path / "ours")
+    assert (tmp_path / "ours").read_bytes() == b.read_bytes()
+    default_codec().encode(a, b, tmp_path / "ours.vcdiff")
+    subprocess.run([stock_xdelta3, "-d", "-f", "-s", str(a), str(tmp_path / "ours.vcdiff"), str(tmp_path / "theirs")],
+                   check=True)  # fmt: skip
+    assert (tmp_path / "theirs").read_bytes() == b.read_bytes()
