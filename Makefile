@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PEER_STAMP := .venv-peer/.installed-stamp
+# The oldest supported Airflow (3.0.x, as on MWAA): its own venv, for the py-oldest and e2e-oldest suites.
+OLDEST := .venv-oldest
+OLDEST_STAMP := $(OLDEST)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test bench mutate lint type venv clean
@@ -20,12 +23,18 @@ $(PEER_STAMP): devtools/peer_requirements.txt
 	.venv-peer/bin/python -m pip install -q -r devtools/peer_requirements.txt
 	touch $(PEER_STAMP)
 
-venv: $(STAMP) $(PEER_STAMP)
+$(OLDEST_STAMP): pyproject.toml devtools/constraints-oldest.txt
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST)/bin/python -m pip install -q -e '.[test]' -c devtools/constraints-oldest.txt
+	touch $(OLDEST_STAMP)
+
+venv: $(STAMP) $(PEER_STAMP) $(OLDEST_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
 
-test: $(STAMP) $(PEER_STAMP)
+test: $(STAMP) $(PEER_STAMP) $(OLDEST_STAMP)
 	$(BIN)/tox
 
 bench: $(STAMP) $(PEER_STAMP)
@@ -42,4 +51,4 @@ type: $(STAMP)
 	$(BIN)/tox -e type
 
 clean:
-	rm -rf $(VENV) .venv-peer .tox .demo
+	rm -rf $(VENV) .venv-peer $(OLDEST) .tox .demo

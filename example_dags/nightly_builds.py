@@ -41,7 +41,12 @@ with DAG(
     @task
     def build(params: dict | None = None, run_id: str | None = None, **context: object) -> list[str]:
         """Write this run's build artifacts and return their paths."""
-        from fake_builds import make_build  # example_dags/fake_builds.py, beside this file
+        import sys
+        from pathlib import Path
+
+        # example_dags/fake_builds.py, beside this file (Airflow 3.0 does not put the DAGs folder on sys.path)
+        sys.path.insert(0, str(Path(__file__).parent))
+        from fake_builds import make_build
 
         assert params is not None and run_id is not None
         out = f"{params['workdir']}/nightly_builds/{run_id.replace(':', '_').replace('+', '_')}/build"

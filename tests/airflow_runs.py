@@ -3,10 +3,12 @@ task states and XComs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,28 +31,71 @@ class DagResult:
     state: str
     states: dict[str, str]
     xcoms: dict[str, Any]
+    errors: dict[str, str]  # task id -> the message of the exception it failed with
+
+    def error(self, task_id: str) -> str:
+        return self.errors.get(task_id, "")
+
+
+@contextlib.contextmanager
+def _recording_failures(errors: dict[str, str]) -> Iterator[None]:
+    """Note the exception each task ends with: dag.test runs tasks in-process and hands every outcome to
+    the task runner's ``finalize`` (looked up at call time on Airflow 3.0 through 3.3), so wrapping it sees
+    the real exception, where a failure callback's context lacks it on Airflow 3.0."""
+    from airflow.sdk.execution_time import task_runner
+
+    original = task_runner.finalize
+
+    def finalize(ti: Any, state: Any, context: Any, log: Any, error: BaseException | None = None) -> Any:
+        if error is not None:
+            index = getattr(ti, "map_index", -1)
+            errors[ti.task_id if index is None or index < 0 else f"{ti.task_id}[{index}]"] = str(error)
+        return original(ti, state, context, log, error)
+
+    task_runner.finalize = finalize
+    try:
+        yield
+    finally:
+        task_runner.finalize = original
 
 
 def run_dag(dag: Any, logical_date: Any = None) -> DagResult:
     """Serialize ``dag`` into the metadata DB, run ``dag.test()``, return states and return values."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     migrate_db()
     DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder=os.devnull)
-    bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
-    run = dag.test(logical_date=logical_date) if logical_date is not None else dag.test()
+    errors: dict[str, str] = {}
+    _store_dag(dag)
+    with _recording_failures(errors):
+        run = dag.test(logical_date=logical_date) if logical_date is not None else dag.test()
     with create_session() as session:
         tis = session.query(TaskInstance).filter_by(dag_id=dag.dag_id, run_id=run.run_id).all()
         states = {ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state) for ti in tis}
         rows = session.query(XComModel).filter_by(dag_id=dag.dag_id, run_id=run.run_id, key="return_value").all()
         xcoms = {r.task_id if r.map_index < 0 else f"{r.task_id}[{r.map_index}]": _value(r.value) for r in rows}
-    return DagResult(str(run.state), states, xcoms)
+    return DagResult(str(run.state), states, xcoms, errors)
+
+
+def _store_dag(dag: Any) -> None:
+    """Serialize ``dag`` into the metadata DB the way the dag processor does (its home moved in Airflow 3.1)."""
+    try:  # Airflow >= 3.1
+        from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    except ImportError:  # Airflow 3.0
+        from airflow.models.dagbag import DagBag
+
+        bag = DagBag(dag_folder=os.devnull, include_examples=False)
+        if getattr(dag, "relative_fileloc", None) is None:
+            dag.relative_fileloc = os.path.basename(dag.fileloc)  # set by the dag processor for files it parsed
+        bag.bag_dag(dag)
+        bag.sync_to_db("dags-folder", None)
+        return
+    bag = DagBag(dag_folder=os.devnull)
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
 
 
 def _value(raw: Any) -> Any:

@@ -5,21 +5,17 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseHook
 from deltaglider_core import DeltaStore
 from deltaglider_core.ec2 import PreflightResult, preflight
+
+from airflow_provider_deltaglider.compat import BaseHook, mask_secret
 
 from .settings import ConnectionSettings, settings_from_connection
 
 
 def _mask(value: str | None) -> None:
-    if not value:
-        return
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # Airflow 3.0
-        from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
-    mask_secret(value)
+    if value:
+        mask_secret(value)
 
 
 class DeltaGliderHook(BaseHook):

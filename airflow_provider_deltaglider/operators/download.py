@@ -9,10 +9,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
 from deltaglider_core.errors import InvalidLocation
 from deltaglider_core.paths import UnsafeKey, safe_local_path
 from deltaglider_core.progress import Progress
+
+from airflow_provider_deltaglider.compat import AirflowException
 
 from .base import DeltaGliderBaseOperator, split_url
 

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
 from deltaglider_core.migrate import Migration
 from deltaglider_core.selection import parse_shard, shard_list
 
+from airflow_provider_deltaglider.compat import AirflowException
 from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook
 
 from .base import DeltaGliderBaseOperator, split_url

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
 from deltaglider_core.errors import InvalidLocation
 from deltaglider_core.sync import sync_down, sync_up
+
+from airflow_provider_deltaglider.compat import AirflowException
 
 from .base import DeltaGliderBaseOperator, split_url
 

@@ -6,10 +6,10 @@ import datetime as _dt
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from deltaglider_core.releases import ReleaseQuery, find_releases, payload
 
+from airflow_provider_deltaglider.compat import AirflowException, conf
 from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook
 from airflow_provider_deltaglider.operators.base import DeltaGliderTaskMixin, split_url
 from airflow_provider_deltaglider.triggers.release import DeltaGliderReleaseTrigger

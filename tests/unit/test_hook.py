@@ -125,12 +125,20 @@ def test_test_connection_reports_real_reason_without_secret(seaweed: Any, monkey
     assert "WRONG-SECRET-VALUE-123" not in message
 
 
-def test_hook_overrides_connection_region_and_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hook_overrides_connection_region_and_endpoint(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    logger = logging.getLogger("deltaglider.test.hook")
     _env_conn(monkeypatch, "dg_o", extra={"region_name": "eu-west-1"})
     hook = DeltaGliderHook("dg_o", region_name="ap-south-1", endpoint_url="http://127.0.0.1:1")
     assert (hook.settings.region_name, hook.settings.endpoint_url) == ("ap-south-1", "http://127.0.0.1:1")
-    result = hook.preflight("some-bucket")
+    monkeypatch.setattr(DeltaGliderHook, "log", logger)  # a plain logger caplog sees on every Airflow
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        result = hook.preflight("some-bucket")
     assert result.verdict == "skipped" and "custom endpoint" in result.message
+    assert "DeltaGlider preflight: verdict=skipped on_ec2=None" in caplog.text  # one line in every task's log
 
 
 def test_ui_metadata() -> None:
@@ -147,9 +155,12 @@ def test_providers_manager_registers_everything() -> None:
 
     pm = ProvidersManager()
     assert "airflow-provider-deltaglider" in pm.providers
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+    try:  # Airflow >= 3.2: tasks resolve hooks through the SDK's runtime manager
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    hooks = ProvidersManagerTaskRuntime().hooks
+        hooks = ProvidersManagerTaskRuntime().hooks
+    except ImportError:  # Airflow 3.0, 3.1
+        hooks = pm.hooks
     assert hooks["deltaglider"] is not None
     assert hooks["deltaglider"].hook_class_name == "airflow_provider_deltaglider.hooks.deltaglider.DeltaGliderHook"
     assert pm.field_behaviours["deltaglider"]["relabeling"]["login"] == "AWS Access Key ID"

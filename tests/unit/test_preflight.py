@@ -115,7 +115,7 @@ def test_result_is_cached_per_process() -> None:
 
 
 def test_operator_fails_in_preflight_before_moving_data(
-    moto_s3: object, builds: object, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    moto_s3: object, builds: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import datetime as dt
     from typing import Any
@@ -145,9 +145,8 @@ def test_operator_fails_in_preflight_before_moving_data(
     finally:
         server.shutdown()
     assert result.states == {"upload": "failed", "upload_warn": "success"}
-    out = capfd.readouterr()
-    assert "EC2 region check failed: EC2 instance in eu-west-1 but S3 region set to us-east-1" in out.out + out.err, (
-        "the task must fail on the preflight's own message"
-    )
+    assert result.error("upload").startswith(
+        "EC2 region check failed: EC2 instance in eu-west-1 but S3 region set to us-east-1"
+    ), "the task must fail on the preflight's own message"
     keys = [o["Key"] for o in env.client.list_objects_v2(Bucket=env.bucket).get("Contents", [])]
     assert keys and all(k.startswith("warn/") for k in keys)  # nothing moved for the failed task
