@@ -10,6 +10,7 @@ from deltaglider_core.ec2 import PreflightResult, preflight
 
 from airflow_provider_deltaglider.compat import BaseHook, mask_secret
 
+from .session import s3_client
 from .settings import ConnectionSettings, settings_from_connection
 
 
@@ -27,6 +28,10 @@ class DeltaGliderHook(BaseHook):
     :param region_name: overrides the connection's region.
     :param endpoint_url: overrides the connection's endpoint (MinIO, SeaweedFS, R2, ...).
     :param client_config: botocore ``Config`` keyword arguments merged over the connection's.
+    :param verify: TLS verification: a bool or a CA bundle path (default: the connection's ``verify`` extra).
+
+    An ``aws`` connection goes through the Amazon provider's ``AwsBaseHook`` session machinery when that
+    provider is installed (assume role, web identity, profiles, ``service_config``); see ``hooks/session.py``.
     """
 
     conn_name_attr = "deltaglider_conn_id"
@@ -40,6 +45,7 @@ class DeltaGliderHook(BaseHook):
         region_name: str | None = None,
         endpoint_url: str | None = None,
         client_config: dict[str, Any] | None = None,
+        verify: bool | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -47,6 +53,7 @@ class DeltaGliderHook(BaseHook):
         self.region_name = region_name
         self.endpoint_url = endpoint_url
         self.client_config = dict(client_config or {})
+        self.verify = verify
         self._store: DeltaStore | None = None
 
     @cached_property
@@ -59,18 +66,14 @@ class DeltaGliderHook(BaseHook):
 
     @cached_property
     def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
         s = self.settings
-        session = boto3.session.Session(
-            aws_access_key_id=s.access_key_id,
-            aws_secret_access_key=s.secret_access_key,
-            aws_session_token=s.session_token,
-            region_name=s.region_name,
+        return s3_client(
+            s,
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+            verify=self.verify,
+            config={**s.client_config, **self.client_config},
         )
-        config = {**s.client_config, **self.client_config}
-        return session.client("s3", endpoint_url=s.endpoint_url, config=Config(**config))
 
     def get_conn(self) -> Any:
         return self.client

@@ -13,6 +13,7 @@ CACHE_BACKENDS = ("filesystem", "memory")
 
 class ConnectionLike(Protocol):
     conn_id: str
+    conn_type: str | None
     login: str | None
     password: str | None
     host: str | None
@@ -25,9 +26,25 @@ class SettingsError(ValueError):
     """A connection field has a value the hook cannot use."""
 
 
+# Extras of the Amazon provider's ``aws`` connection that only its session machinery honours (assumed roles,
+# web identity, profiles, per-service endpoints). Never silently ignored: see ``aws_only_extras``.
+AWS_SESSION_EXTRAS = (
+    "role_arn",
+    "assume_role_method",
+    "assume_role_kwargs",
+    "profile_name",
+    "session_kwargs",
+    "service_config",
+    "aws_account_id",
+    "aws_iam_role",
+    "external_id",
+)
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     conn_id: str
+    conn_type: str = "deltaglider"
     access_key_id: str | None = None
     secret_access_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
@@ -38,6 +55,8 @@ class ConnectionSettings:
     cache_memory_size_mb: int | None = None
     ec2_region_check: str = "warn"
     client_config: dict[str, Any] = field(default_factory=dict)
+    verify: bool | str | None = None
+    aws_session_extras: tuple[str, ...] = ()
 
     @property
     def region_explicit(self) -> bool:
@@ -88,6 +107,27 @@ def _client_config(conn_id: str, extra: Mapping[str, Any], custom_endpoint: bool
     return config
 
 
+def _verify(conn_id: str, value: Any) -> bool | str | None:
+    """``verify``: a bool (also "true"/"false") or the path of a CA bundle that must exist."""
+    if value is None or value == "" or isinstance(value, bool):
+        return value if isinstance(value, bool) else None
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    import os
+
+    if not os.path.isfile(text):
+        raise SettingsError(
+            f"Connection {conn_id!r}: verify={text!r} is neither true/false nor an existing CA bundle file."
+        )
+    return text
+
+
+def aws_only_extras(extra: Mapping[str, Any]) -> tuple[str, ...]:
+    """The extras present that only the Amazon provider's session machinery can honour."""
+    return tuple(name for name in AWS_SESSION_EXTRAS if extra.get(name) not in (None, "", {}, []))
+
+
 def settings_from_connection(
     conn: ConnectionLike, *, region_name: str | None = None, endpoint_url: str | None = None
 ) -> ConnectionSettings:
@@ -110,6 +150,9 @@ def settings_from_connection(
         raise SettingsError(f"Connection {conn.conn_id!r}: max_ratio={max_ratio} must be in (0, 1].")
     return ConnectionSettings(
         conn_id=conn.conn_id,
+        conn_type=str(getattr(conn, "conn_type", None) or "deltaglider"),
+        verify=_verify(conn.conn_id, extra.get("verify")),
+        aws_session_extras=aws_only_extras(extra),
         access_key_id=conn.login or _first(extra, "aws_access_key_id"),
         secret_access_key=conn.password or _first(extra, "aws_secret_access_key"),
         session_token=_first(extra, "aws_session_token"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import socket
 import ssl
 import threading
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from deltaglider_core.wire import BodyTooLarge, WireError, WirePool
+
+from tests.tls import self_signed, tls_server
 
 Handler = Callable[[socket.socket, bytes], bool]  # (conn, request head) -> keep the connection open?
 
@@ -150,61 +151,9 @@ def test_refused_connection_raises_oserror() -> None:
         WirePool("127.0.0.1", port, connect_timeout=2, read_timeout=2).request("HEAD", "/", {})
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp / "cert.pem", tmp / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
-
-
-def _tls_server(cert_file: Path, key_file: Path, answers: int) -> int:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-
-    def serve() -> None:
-        with listener:
-            for _ in range(answers):
-                raw, _ = listener.accept()
-                try:
-                    with context.wrap_socket(raw, server_side=True) as conn:
-                        while b"\r\n\r\n" not in conn.recv(65536):
-                            pass
-                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecret")
-                except (OSError, ssl.SSLError):
-                    continue  # the client refused our certificate
-
-    threading.Thread(target=serve, daemon=True).start()
-    return int(listener.getsockname()[1])
-
-
 def test_tls_verifies_the_server_certificate(tmp_path: Path) -> None:
-    cert_file, key_file = _self_signed(tmp_path)
-    port = _tls_server(cert_file, key_file, answers=2)
+    cert_file, key_file = self_signed(tmp_path)
+    port = tls_server(cert_file, key_file, answers=2)
     trusted = WirePool("localhost", port, tls=ssl.create_default_context(cafile=str(cert_file)), read_timeout=5)
     assert trusted.request("GET", "/b/k", {"host": f"localhost:{port}"}).body == b"secret"
     untrusted = WirePool("localhost", port, tls=ssl.create_default_context(), read_timeout=5)
