@@ -32,6 +32,7 @@ class DagResult:
     states: dict[str, str]
     xcoms: dict[str, Any]
     errors: dict[str, str]  # task id -> the message of the exception it failed with
+    tries: dict[str, int]  # task id -> attempts made
 
     def error(self, task_id: str) -> str:
         return self.errors.get(task_id, "")
@@ -74,10 +75,12 @@ def run_dag(dag: Any, logical_date: Any = None) -> DagResult:
         run = dag.test(logical_date=logical_date) if logical_date is not None else dag.test()
     with create_session() as session:
         tis = session.query(TaskInstance).filter_by(dag_id=dag.dag_id, run_id=run.run_id).all()
-        states = {ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state) for ti in tis}
+        names = {ti: ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]" for ti in tis}
+        states = {name: str(ti.state) for ti, name in names.items()}
+        tries = {name: int(ti.try_number) for ti, name in names.items()}
         rows = session.query(XComModel).filter_by(dag_id=dag.dag_id, run_id=run.run_id, key="return_value").all()
         xcoms = {r.task_id if r.map_index < 0 else f"{r.task_id}[{r.map_index}]": _value(r.value) for r in rows}
-    return DagResult(str(run.state), states, xcoms, errors)
+    return DagResult(str(run.state), states, xcoms, errors, tries)
 
 
 def _store_dag(dag: Any) -> None:

@@ -151,6 +151,8 @@ class DeltaGliderHook(BaseHook):
             return True, f"Connection works: {count} bucket(s) visible."
         except ClientError as exc:
             error = exc.response.get("Error", {})
+            if bucket and str(error.get("Code")) in ("404", "NoSuchBucket", "NotFound"):
+                return False, f"Bucket {bucket!r} does not exist: create it or fix the connection's bucket extra."
             return False, f"S3 refused the request: {error.get('Code')}: {error.get('Message') or exc}"
         except (BotoCoreError, ValueError) as exc:
             return False, f"Could not reach S3: {exc}"

@@ -15,7 +15,7 @@ from deltaglider_core.progress import Progress
 
 from airflow_provider_deltaglider.compat import AirflowException
 
-from .base import DeltaGliderBaseOperator, split_url
+from .base import DeltaGliderBaseOperator, connection_template_fields, fail_fast, split_url
 
 
 class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
@@ -33,7 +33,7 @@ class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
     Returns ``{"files": [{key, path, size, sha256, kind}], "count", "bytes", "refused": [...]}``.
     """
 
-    template_fields: Sequence[str] = ("source", "dest", "pattern", "deltaglider_conn_id")
+    template_fields: Sequence[str] = connection_template_fields("source", "dest", "pattern")
 
     def __init__(self, *, source: str, dest: str, pattern: str = "*", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -65,6 +65,7 @@ class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
                 refused.append(str(exc))
         return targets, refused
 
+    @fail_fast
     def execute(self, context: Any) -> dict[str, Any]:
         started = time.monotonic()
         bucket, prefix = split_url(self.source)

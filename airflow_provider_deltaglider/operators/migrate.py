@@ -12,7 +12,7 @@ from deltaglider_core.selection import parse_shard, shard_list
 from airflow_provider_deltaglider.compat import AirflowException
 from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook
 
-from .base import DeltaGliderBaseOperator, split_url
+from .base import DeltaGliderBaseOperator, connection_template_fields, fail_fast, ratio, split_url
 
 
 class DeltaGliderMigrateOperator(DeltaGliderBaseOperator):
@@ -42,7 +42,9 @@ class DeltaGliderMigrateOperator(DeltaGliderBaseOperator):
     "bytes_in", "bytes_stored", "saved_ratio", "duration_s", "objects_per_s", "failures", "planned"}``.
     """
 
-    template_fields: Sequence[str] = ("source", "dest", "include", "exclude", "shard", "deltaglider_conn_id")
+    template_fields: Sequence[str] = connection_template_fields(
+        "source", "dest", "include", "exclude", "shard", "max_ratio", "source_conn_id"
+    )
 
     def __init__(
         self,
@@ -53,7 +55,7 @@ class DeltaGliderMigrateOperator(DeltaGliderBaseOperator):
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         dry_run: bool = False,
-        max_ratio: float | None = None,
+        max_ratio: float | str | None = None,
         shard: str | None = None,
         shard_index: int | None = None,
         shard_count: int | None = None,
@@ -91,6 +93,7 @@ class DeltaGliderMigrateOperator(DeltaGliderBaseOperator):
         parse_shard(self.shard, self.shard_index, self.shard_count)
         return split_url(self.dest)[0]
 
+    @fail_fast
     def execute(self, context: Any) -> dict[str, Any]:
         src_bucket, src_prefix = split_url(self.source)
         dst_bucket, dst_prefix = split_url(self.dest)
@@ -104,7 +107,7 @@ class DeltaGliderMigrateOperator(DeltaGliderBaseOperator):
             preserve_prefix=self.preserve_prefix,
             include=self.include,
             exclude=self.exclude,
-            max_ratio=self.max_ratio,
+            max_ratio=ratio(self.max_ratio),
             shard=parse_shard(self.shard, self.shard_index, self.shard_count),
             max_workers=self.max_workers,
             logger=self.log,

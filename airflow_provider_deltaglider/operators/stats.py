@@ -9,7 +9,7 @@ from deltaglider_core.progress import Progress
 from deltaglider_core.report import render_table, write_reports
 from deltaglider_core.stats import compute_stats
 
-from .base import DeltaGliderBaseOperator, split_url
+from .base import DeltaGliderBaseOperator, connection_template_fields, fail_fast, split_url
 
 
 class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
@@ -27,7 +27,7 @@ class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
     Returns ``BucketStats.to_dict()`` plus ``"reports": {"json", "html"}`` when written.
     """
 
-    template_fields: Sequence[str] = ("location", "report_path", "deltaglider_conn_id")
+    template_fields: Sequence[str] = connection_template_fields("location", "report_path")
 
     def __init__(
         self,
@@ -50,6 +50,7 @@ class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
     def preflight_bucket(self) -> str | None:
         return self._split()[0]
 
+    @fail_fast
     def execute(self, context: Any) -> dict[str, Any]:
         bucket, prefix = self._split()
         store = self.hook.get_store()

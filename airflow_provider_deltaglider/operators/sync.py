@@ -10,7 +10,7 @@ from deltaglider_core.sync import sync_down, sync_up
 
 from airflow_provider_deltaglider.compat import AirflowException
 
-from .base import DeltaGliderBaseOperator, split_url
+from .base import DeltaGliderBaseOperator, connection_template_fields, fail_fast, ratio, split_url
 
 
 class DeltaGliderSyncOperator(DeltaGliderBaseOperator):
@@ -32,7 +32,7 @@ class DeltaGliderSyncOperator(DeltaGliderBaseOperator):
     "deleted": [...], "deleted_count", "unchanged", "refused": [...], "bytes_transferred", "duration_s"}``.
     """
 
-    template_fields: Sequence[str] = ("source", "dest", "include", "exclude", "deltaglider_conn_id")
+    template_fields: Sequence[str] = connection_template_fields("source", "dest", "include", "exclude", "max_ratio")
 
     def __init__(
         self,
@@ -43,7 +43,7 @@ class DeltaGliderSyncOperator(DeltaGliderBaseOperator):
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         dry_run: bool = False,
-        max_ratio: float | None = None,
+        max_ratio: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -64,6 +64,7 @@ class DeltaGliderSyncOperator(DeltaGliderBaseOperator):
     def preflight_bucket(self) -> str | None:
         return split_url(self._remote())[0]
 
+    @fail_fast
     def execute(self, context: Any) -> dict[str, Any]:
         bucket, prefix = split_url(self._remote())
         store = self.hook.get_store()
@@ -71,7 +72,7 @@ class DeltaGliderSyncOperator(DeltaGliderBaseOperator):
         if self.dest.startswith("s3://"):
             report = sync_up(
                 store, self.source, bucket, prefix, delete=self.delete, include=self.include, exclude=self.exclude,
-                dry_run=self.plan_only, max_ratio=self.max_ratio, logger=self.log,
+                dry_run=self.plan_only, max_ratio=ratio(self.max_ratio), logger=self.log,
             )  # fmt: skip
         else:
             report = sync_down(

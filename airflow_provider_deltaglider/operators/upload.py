@@ -14,7 +14,7 @@ from deltaglider_core.errors import InvalidLocation
 from deltaglider_core.format import folder
 from deltaglider_core.progress import Progress
 
-from .base import DeltaGliderBaseOperator, split_url
+from .base import DeltaGliderBaseOperator, connection_template_fields, fail_fast, ratio, split_url
 
 _GLOB_CHARS = set("*?[")
 
@@ -48,6 +48,7 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
     :param source: a path, a glob (``**`` allowed) or a list of them. Templated.
     :param dest: ``s3://bucket/prefix/``; each file is stored as ``prefix/<file name>``. Templated.
     :param max_ratio: store a file directly when its delta exceeds this fraction (default: connection, 0.5).
+        Templated.
     :param allow_empty: succeed when nothing matches (default False: fail naming the pattern).
 
     Returns (XCom) ``{"dest", "files": [{key, stored_key, kind, original_size, stored_size, ratio, sha256,
@@ -55,14 +56,14 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
     When ``dest`` has no template, the operator's outlet is ``Asset(dest)`` and each run emits an event.
     """
 
-    template_fields: Sequence[str] = ("source", "dest", "deltaglider_conn_id")
+    template_fields: Sequence[str] = connection_template_fields("source", "dest", "max_ratio")
 
     def __init__(
         self,
         *,
         source: str | Sequence[str],
         dest: str,
-        max_ratio: float | None = None,
+        max_ratio: float | str | None = None,
         allow_empty: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -77,6 +78,7 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
     def preflight_bucket(self) -> str | None:
         return split_url(self.dest)[0]
 
+    @fail_fast
     def execute(self, context: Any) -> dict[str, Any]:
         started = time.monotonic()
         bucket, prefix = split_url(self.dest)
@@ -87,7 +89,7 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
         progress = Progress("upload", len(files), sum(f.stat().st_size for f in files), self.log)
         results = []
         for path in files:
-            result = store.put(path, bucket, base + path.name, max_ratio=self.max_ratio)
+            result = store.put(path, bucket, base + path.name, max_ratio=ratio(self.max_ratio))
             results.append(result.to_dict())
             progress.advance(1, result.original_size)
         progress.finish()

@@ -9,9 +9,14 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from deltaglider_core.releases import ReleaseQuery, find_releases, payload
 
-from airflow_provider_deltaglider.compat import AirflowException, conf
+from airflow_provider_deltaglider.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook
-from airflow_provider_deltaglider.operators.base import DeltaGliderTaskMixin, split_url
+from airflow_provider_deltaglider.operators.base import (
+    DeltaGliderTaskMixin,
+    connection_template_fields,
+    fail_fast,
+    split_url,
+)
 from airflow_provider_deltaglider.triggers.release import DeltaGliderReleaseTrigger
 
 
@@ -33,9 +38,9 @@ class DeltaGliderReleaseSensor(DeltaGliderTaskMixin, BaseSensorOperator):
     "count"}``. Also takes ``poke_interval``, ``timeout``, ``mode``, ``soft_fail``, ``exponential_backoff``.
     """
 
-    template_fields: Sequence[str] = (
-        "location", "pattern", "regex", "newer_than", "after_version", "deltaglider_conn_id",
-    )  # fmt: skip
+    template_fields: Sequence[str] = connection_template_fields(
+        "location", "pattern", "regex", "newer_than", "after_version"
+    )
     ui_color = "#e8f4d9"
 
     def __init__(
@@ -51,11 +56,15 @@ class DeltaGliderReleaseSensor(DeltaGliderTaskMixin, BaseSensorOperator):
         endpoint_url: str | None = None,
         client_config: dict[str, Any] | None = None,
         ec2_region_check: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._init_deltaglider(deltaglider_conn_id, region_name, endpoint_url, client_config, ec2_region_check)
+        self._init_deltaglider(
+            deltaglider_conn_id, region_name, endpoint_url, client_config, ec2_region_check, verify, botocore_config
+        )
         self.location = location
         self.pattern = pattern
         self.regex = regex
@@ -78,6 +87,7 @@ class DeltaGliderReleaseSensor(DeltaGliderTaskMixin, BaseSensorOperator):
         bucket, prefix = split_url(self.location)
         return ReleaseQuery(bucket, prefix, self.pattern, self.regex, self._newer_than_text(), self.after_version)
 
+    @fail_fast
     def poke(self, context: Any) -> PokeReturnValue:
         releases = find_releases(self.hook.get_store(), self._query())
         if releases:
@@ -98,11 +108,8 @@ class DeltaGliderReleaseSensor(DeltaGliderTaskMixin, BaseSensorOperator):
             regex=self.regex,
             newer_than=self._newer_than_text(),
             after_version=self.after_version,
-            deltaglider_conn_id=self.deltaglider_conn_id,
-            region_name=self.region_name,
-            endpoint_url=self.endpoint_url,
-            client_config=self.client_config,
             poke_interval=self.poke_interval,
+            **self.connection_kwargs(),
         )
         timeout = _dt.timedelta(seconds=self.timeout) if self.timeout else None
         self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
@@ -111,5 +118,13 @@ class DeltaGliderReleaseSensor(DeltaGliderTaskMixin, BaseSensorOperator):
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
         if not event or event.get("status") != "success":
             message = (event or {}).get("message", "no event")
-            raise AirflowException(f"Waiting for a release in {self.location} failed: {message}")
+            final = event is not None and event.get("retryable") is False  # e.g. a missing bucket
+            error = AirflowFailException if final else AirflowException
+            raise error(f"Waiting for a release in {self.location} failed: {message}")
+        newest = event["payload"].get("newest") or {}
+        self.log.info(
+            "resumed: %d new release(s) in %s; newest %s (version %s, sha256 %s)",
+            event["payload"].get("count", 0), self.location, newest.get("uri"), newest.get("version"),
+            newest.get("sha256"),
+        )  # fmt: skip
         return event["payload"]

@@ -16,6 +16,8 @@ from deltaglider_core.errors import DeltaGliderError
 from deltaglider_core.format import parse_s3_url
 from deltaglider_core.releases import Release, ReleaseQuery, find_releases, payload
 
+from airflow_provider_deltaglider.operators.base import FINAL_ERRORS
+
 from .announced import Announced, pack, unpack
 
 
@@ -30,6 +32,7 @@ def _fields(trigger: Any) -> dict[str, Any]:
         "region_name": trigger.region_name,
         "endpoint_url": trigger.endpoint_url,
         "client_config": trigger.client_config,
+        "verify": trigger.verify,
         "poke_interval": trigger.poke_interval,
     }
 
@@ -51,6 +54,7 @@ class _ReleasePolling:
         region_name: str | None = None,
         endpoint_url: str | None = None,
         client_config: dict[str, Any] | None = None,
+        verify: bool | str | None = None,
         poke_interval: float = 60.0,
     ) -> None:
         super().__init__()
@@ -63,6 +67,7 @@ class _ReleasePolling:
         self.region_name = region_name
         self.endpoint_url = endpoint_url
         self.client_config = dict(client_config or {})
+        self.verify = verify
         self.poke_interval = poke_interval
         self._store: Any = None
 
@@ -75,6 +80,7 @@ class _ReleasePolling:
                 region_name=self.region_name,
                 endpoint_url=self.endpoint_url,
                 client_config=self.client_config,
+                verify=self.verify,
             )
             self._store = hook.get_store()
         bucket, prefix = parse_s3_url(self.location)
@@ -92,8 +98,9 @@ class DeltaGliderReleaseTrigger(_ReleasePolling, BaseTrigger):
         while True:
             try:
                 releases = await asyncio.to_thread(self._check)
-            except DeltaGliderError as exc:
-                yield TriggerEvent({"status": "error", "message": str(exc)})
+            except (DeltaGliderError, ValueError) as exc:  # ValueError: a connection setting (SettingsError)
+                final = isinstance(exc, FINAL_ERRORS)
+                yield TriggerEvent({"status": "error", "message": str(exc), "retryable": not final})
                 return
             if releases:
                 yield TriggerEvent({"status": "success", "payload": payload(releases)})

@@ -27,6 +27,10 @@ class StorageError(DeltaGliderError):
     """S3 refused or failed a request (permissions, throttling, network)."""
 
 
+class AccessDenied(StorageError):
+    """S3 refused the credentials or the bucket policy refused the request (a retry does not help)."""
+
+
 class CodecError(DeltaGliderError):
     """The VCDIFF encoder or decoder failed."""
 

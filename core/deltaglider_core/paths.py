@@ -7,6 +7,7 @@ or a backslash is refused instead of being written somewhere unexpected.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path, PurePosixPath
 
 from .errors import InvalidLocation
@@ -31,6 +32,29 @@ def safe_local_path(dest_dir: Path, relative_key: str, *, bucket: str = "", key:
     if root != target and root not in target.parents:
         raise UnsafeKey(f"Refusing {where}: it resolves to {target}, outside {root} (symlink in the path?).")
     return target
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def process_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc/self/status)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # elsewhere: set and restore (briefly process-wide, so serialised here)
+        current = os.umask(0o022)
+        os.umask(current)
+    return current
+
+
+def new_file_mode() -> int:
+    """The mode an ordinary new file gets (0666 less the umask), for files written through a private temp."""
+    return 0o666 & ~process_umask()
 
 
 def inside(root: Path, path: Path) -> bool:

@@ -29,9 +29,14 @@ class Release:
     size: int | None
     last_modified: str | None
     sha256: str | None = None
+    bucket: str = ""
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(jsonable(asdict(self)))
+        return {**jsonable(asdict(self)), "uri": self.uri}
 
 
 def literal_prefix(pattern: str) -> str:
@@ -99,7 +104,7 @@ def find_releases(store: DeltaStore, query: ReleaseQuery) -> list[Release]:
         if query.is_new(obj, version):
             candidates.append((obj, version))
     candidates.sort(key=_order)
-    releases = [_release(obj, version) for obj, version in candidates]
+    releases = [_release(query.bucket, obj, version) for obj, version in candidates]
     if releases:
         info = store.head(query.bucket, releases[-1].key)
         releases[-1] = Release(
@@ -109,12 +114,14 @@ def find_releases(store: DeltaStore, query: ReleaseQuery) -> list[Release]:
             info.original_size,
             releases[-1].last_modified,
             info.sha256,
+            query.bucket,
         )
     return releases
 
 
-def _release(obj: ObjectInfo, version: Version | None) -> Release:
+def _release(bucket: str, obj: ObjectInfo, version: Version | None) -> Release:
     return Release(
+        bucket=bucket,
         key=obj.key,
         name=obj.key.rpartition("/")[2],
         version=str(version) if version else None,

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from .errors import BucketNotFound, NotFound, StorageError
+from .errors import AccessDenied, BucketNotFound, NotFound, StorageError
 from .fast_http import FastS3, make_fast
 
 CHUNK = 1 << 20
@@ -94,7 +94,7 @@ class S3:
             if code in _MISSING:
                 return NotFound(f"{where} does not exist ({action}).")
             if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                return StorageError(
+                return AccessDenied(
                     f"Access denied while trying to {action} {where} ({code}): check the connection's "
                     "credentials and the bucket policy."
                 )

@@ -37,6 +37,7 @@ from .format import (
 )
 from .listing import info_from_head, iter_objects
 from .models import DeleteResult, GetResult, Kind, ObjectInfo, PutResult
+from .paths import new_file_mode
 from .policy import (
     DEFAULT_DELTA_EXTENSIONS,
     delta_is_poor,
@@ -257,6 +258,7 @@ class DeltaStore:
         tmp = Path(tmp_name)
         try:
             result = self._read_into(loc, tmp)
+            os.chmod(tmp, new_file_mode())  # mkstemp made it 0600; the file gets the usual umask-based mode
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)

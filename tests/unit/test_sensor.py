@@ -104,12 +104,15 @@ def test_deferrable_sensor_resumes_from_trigger(
 
 
 def test_execute_complete_fails_on_a_trigger_error() -> None:
-    from airflow_provider_deltaglider.compat import AirflowException
+    from airflow_provider_deltaglider.compat import AirflowException, AirflowFailException
 
     sensor = DeltaGliderReleaseSensor(task_id="s", location="s3://bkt/rel/", deferrable=True)
     error = {"status": "error", "message": "Bucket 'bkt' does not exist: create it first or fix the bucket name."}
-    with pytest.raises(AirflowException, match=r"Waiting for a release in s3://bkt/rel/ failed: Bucket 'bkt' does not"):
-        sensor.execute_complete({}, error)
+    with pytest.raises(AirflowFailException, match=r"Waiting for a release in s3://bkt/rel/ failed: Bucket 'bkt'"):
+        sensor.execute_complete({}, {**error, "retryable": False})  # no retries spent on a missing bucket
+    with pytest.raises(AirflowException, match=r"Waiting for a release in s3://bkt/rel/ failed: Bucket 'bkt'") as err:
+        sensor.execute_complete({}, {**error, "retryable": True})
+    assert not isinstance(err.value, AirflowFailException)
     with pytest.raises(AirflowException, match="failed: no event"):
         sensor.execute_complete({}, None)
     done = {"status": "success", "payload": {"newest": {"key": "rel/a-1.zip"}, "releases": [], "count": 1}}
@@ -134,6 +137,7 @@ def test_trigger_serializes_every_connection_parameter() -> None:
         "region_name": "eu-west-1",
         "endpoint_url": "http://127.0.0.1:9",
         "client_config": {"max_pool_connections": 4},
+        "verify": None,
         "poke_interval": 7.5,
     }
     assert DeltaGliderReleaseTrigger(**kwargs).serialize() == (classpath, kwargs)
@@ -173,6 +177,7 @@ def test_trigger_waits_then_fires_and_reports_errors(moto_s3: Any, conn: str, bu
     broken = DeltaGliderReleaseTrigger(location="s3://no-such-bucket-zz/rel/", deltaglider_conn_id=conn)
     error = asyncio.run(_first_event(broken))
     assert error.payload["status"] == "error" and "no-such-bucket-zz" in error.payload["message"]
+    assert error.payload["retryable"] is False  # the sensor fails without spending retries
 
 
 def test_event_trigger_yields_one_event_per_new_release(moto_s3: Any, conn: str, builds: Any) -> None:
