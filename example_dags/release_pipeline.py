@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, Asset, AssetWatcher, Param, task
+from airflow.sdk import DAG, AssetWatcher, Param, task
 
+from airflow_provider_deltaglider.assets import deltaspace_asset
 from airflow_provider_deltaglider.operators.download import DeltaGliderDownloadOperator
 from airflow_provider_deltaglider.sensors.release import DeltaGliderReleaseSensor
 from airflow_provider_deltaglider.triggers.release import DeltaGliderReleaseEventTrigger
@@ -79,7 +80,7 @@ with DAG(
     wait >> fetch >> checks
 
 
-release_feed = Asset(
+release_feed = deltaspace_asset(
     "s3://artifacts/nightly/app/",
     watchers=[
         AssetWatcher(

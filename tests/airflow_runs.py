@@ -62,15 +62,12 @@ def _recording_failures(errors: dict[str, str]) -> Iterator[None]:
 
 def run_dag(dag: Any, logical_date: Any = None) -> DagResult:
     """Serialize ``dag`` into the metadata DB, run ``dag.test()``, return states and return values."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    migrate_db()
-    DagBundlesManager().sync_bundles_to_db()
     errors: dict[str, str] = {}
-    _store_dag(dag)
+    store_dag(dag)
     with _recording_failures(errors):
         run = dag.test(logical_date=logical_date) if logical_date is not None else dag.test()
     with create_session() as session:
@@ -83,8 +80,12 @@ def run_dag(dag: Any, logical_date: Any = None) -> DagResult:
     return DagResult(str(run.state), states, xcoms, errors, tries)
 
 
-def _store_dag(dag: Any) -> None:
+def store_dag(dag: Any) -> None:
     """Serialize ``dag`` into the metadata DB the way the dag processor does (its home moved in Airflow 3.1)."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    migrate_db()
+    DagBundlesManager().sync_bundles_to_db()
     try:  # Airflow >= 3.1
         from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     except ImportError:  # Airflow 3.0

@@ -14,6 +14,8 @@ from deltaglider_core.errors import InvalidLocation
 from deltaglider_core.format import folder
 from deltaglider_core.progress import Progress
 
+from airflow_provider_deltaglider.assets import deltaspace_asset
+
 from .base import DeltaGliderBaseOperator, connection_template_fields, fail_fast, ratio, split_url
 
 _GLOB_CHARS = set("*?[")
@@ -53,7 +55,8 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
 
     Returns (XCom) ``{"dest", "files": [{key, stored_key, kind, original_size, stored_size, ratio, sha256,
     ref_key, ...}], "count", "original_bytes", "stored_bytes", "saved_bytes", "saved_ratio", "duration_s"}``.
-    When ``dest`` has no template, the operator's outlet is ``Asset(dest)`` and each run emits an event.
+    When ``dest`` has no template, the operator's outlet is the deltaspace's asset, named and addressed
+    ``s3://bucket/prefix`` (no trailing slash; see ``assets.py``), and each run emits an event.
     """
 
     template_fields: Sequence[str] = connection_template_fields("source", "dest", "max_ratio")
@@ -68,7 +71,7 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
         **kwargs: Any,
     ) -> None:
         if "outlets" not in kwargs and "{{" not in dest:
-            kwargs["outlets"] = [Asset(dest)]
+            kwargs["outlets"] = [deltaspace_asset(dest)]
         super().__init__(**kwargs)
         self.source = source
         self.dest = dest

@@ -1,0 +1,29 @@
+"""The one naming rule for the assets a deltaspace is known by.
+
+A deltaspace ``s3://bucket/prefix/`` is the asset named and addressed ``s3://bucket/prefix``: no trailing
+slash, name equal to URI. Airflow normalises an asset's URI (dropping the slash) but keeps its name as
+given, so ``Asset("s3://b/p/")`` and ``Asset("s3://b/p")`` would be two names for one URI, and Airflow then
+marks one inactive (a producing task fails with ``AirflowInactiveAssetInInletOrOutletException``, or a
+consumer is silently never scheduled). The upload operator's automatic outlet and the examples use
+:func:`deltaspace_asset`; a consumer can use it too, or write the canonical ``Asset("s3://bucket/prefix")``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Asset
+from deltaglider_core.format import parse_s3_url
+
+
+def canonical_uri(location: str) -> str:
+    """``s3://bucket/prefix/`` -> ``s3://bucket/prefix`` (the bucket alone: ``s3://bucket``)."""
+    bucket, prefix = parse_s3_url(location)
+    prefix = prefix.strip("/")
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+
+def deltaspace_asset(location: str, **kwargs: Any) -> Asset:
+    """The asset of a deltaspace, named and addressed by :func:`canonical_uri` (``watchers`` etc. pass through)."""
+    uri = canonical_uri(location)
+    return Asset(name=uri, uri=uri, **kwargs)
