@@ -1,12 +1,16 @@
-"""Release pipeline: wait for a new release, download the newest, then check every new version.
+"""Release pipeline: act once on every new release of an artifact.
 
-``release_pipeline`` uses ``DeltaGliderReleaseSensor`` in deferrable mode: the wait happens in the
-triggerer, not in a worker slot. The sensor returns the newest release and all new ones (ordered by
-version, not by name); the checks fan out over them with dynamic task mapping.
+``release_pipeline_on_event`` (the way to start): an ``AssetWatcher`` with ``DeltaGliderReleaseEventTrigger``
+schedules the DAG once per new release (Airflow 3 event-driven scheduling); no task waits at all, and the
+triggerer keeps what it announced, so a restart neither repeats nor misses a release.
 
-``release_pipeline_on_event`` needs no sensor at all: an ``AssetWatcher`` with
-``DeltaGliderReleaseEventTrigger`` schedules the DAG once per new release (Airflow 3 event-driven
-scheduling). Connection: ``deltaglider_default``.
+``release_pipeline`` (for schedules that must poll): each hourly run looks for releases that landed in its
+own hour, up to its logical date (``newer_than`` / ``up_to``), so every release falls in exactly one run
+however runs overlap; a run whose hour saw no release is skipped. The sensor is
+deferrable (the wait, if any, is in the triggerer, not a worker slot) and returns the newest release and
+all new ones in version order; the checks fan out over them with dynamic task mapping.
+
+Connection: ``deltaglider_default``.
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ with DAG(
         "bucket": Param("artifacts", type="string"),
         "prefix": Param("nightly/app/", type="string"),
         "pattern": Param("app-*.zip", type="string"),
-        "newer_than": Param(None, type=["null", "string"]),
+        "newer_than": Param(None, type=["null", "string"]),  # ISO date-time; default: an hour before the run
+        "up_to": Param(None, type=["null", "string"]),  # ISO date-time; default: the run's logical date
         "workdir": Param("/tmp/deltaglider-example/releases", type="string"),
     },
     doc_md=__doc__,
@@ -66,10 +71,12 @@ with DAG(
         task_id="wait_for_release",
         location="s3://{{ params.bucket }}/{{ params.prefix }}",
         pattern="{{ params.pattern }}",
-        newer_than="{{ params.newer_than or data_interval_start }}",
+        newer_than="{{ params.newer_than or (logical_date - macros.timedelta(hours=1)).isoformat() }}",
+        up_to="{{ params.up_to or logical_date.isoformat() }}",
         deferrable=True,
         poke_interval=60,
-        timeout=6 * 3600,
+        timeout=600,  # the interval is over when the run starts: a short wait covers a late listing
+        soft_fail=True,  # no release in this interval: skipped, not failed
     )
     fetch = DeltaGliderDownloadOperator(
         task_id="download_newest",

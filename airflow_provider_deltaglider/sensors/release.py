@@ -31,6 +31,9 @@ class DeltaGliderReleaseSensor(DeltaGliderTaskMixin, BaseSensorOperator):
         internal keys. Templated.
     :param regex: a regular expression on the file name instead of ``pattern``. Templated.
     :param newer_than: datetime or ISO string, e.g. ``"{{ data_interval_start }}"``. Templated.
+    :param up_to: only releases that landed at or before this (e.g. ``"{{ data_interval_end }}"``): with
+        ``newer_than`` each release falls in exactly one scheduled run's interval, so overlapping runs never
+        fire on the same release. Templated.
     :param after_version: e.g. ``"1.9.2"``. Templated.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
 
@@ -39,7 +42,7 @@ class DeltaGliderReleaseSensor(DeltaGliderTaskMixin, BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = connection_template_fields(
-        "location", "pattern", "regex", "newer_than", "after_version"
+        "location", "pattern", "regex", "newer_than", "after_version", "up_to"
     )
     ui_color = "#e8f4d9"
 
@@ -51,6 +54,7 @@ class DeltaGliderReleaseSensor(DeltaGliderTaskMixin, BaseSensorOperator):
         regex: str | None = None,
         newer_than: _dt.datetime | str | None = None,
         after_version: str | None = None,
+        up_to: _dt.datetime | str | None = None,
         deltaglider_conn_id: str = DeltaGliderHook.default_conn_name,
         region_name: str | None = None,
         endpoint_url: str | None = None,
@@ -70,6 +74,7 @@ class DeltaGliderReleaseSensor(DeltaGliderTaskMixin, BaseSensorOperator):
         self.regex = regex
         self.newer_than = newer_than
         self.after_version = after_version
+        self.up_to = up_to
         if deferrable is None:
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = deferrable
@@ -77,15 +82,18 @@ class DeltaGliderReleaseSensor(DeltaGliderTaskMixin, BaseSensorOperator):
     def preflight_bucket(self) -> str | None:
         return split_url(self.location)[0]
 
-    def _newer_than_text(self) -> str | None:
-        value = self.newer_than
+    @staticmethod
+    def _text(value: _dt.datetime | str | None) -> str | None:
         if isinstance(value, _dt.datetime):
             return value.isoformat()
         return value or None
 
     def _query(self) -> ReleaseQuery:
         bucket, prefix = split_url(self.location)
-        return ReleaseQuery(bucket, prefix, self.pattern, self.regex, self._newer_than_text(), self.after_version)
+        return ReleaseQuery(
+            bucket, prefix, self.pattern, self.regex, self._text(self.newer_than), self.after_version,
+            self._text(self.up_to),
+        )  # fmt: skip
 
     @fail_fast
     def poke(self, context: Any) -> PokeReturnValue:
@@ -106,8 +114,9 @@ class DeltaGliderReleaseSensor(DeltaGliderTaskMixin, BaseSensorOperator):
             location=self.location,
             pattern=self.pattern,
             regex=self.regex,
-            newer_than=self._newer_than_text(),
+            newer_than=self._text(self.newer_than),
             after_version=self.after_version,
+            up_to=self._text(self.up_to),
             poke_interval=self.poke_interval,
             **self.connection_kwargs(),
         )

@@ -28,6 +28,7 @@ def _fields(trigger: Any) -> dict[str, Any]:
         "regex": trigger.regex,
         "newer_than": trigger.newer_than,
         "after_version": trigger.after_version,
+        "up_to": trigger.up_to,
         "deltaglider_conn_id": trigger.deltaglider_conn_id,
         "region_name": trigger.region_name,
         "endpoint_url": trigger.endpoint_url,
@@ -50,6 +51,7 @@ class _ReleasePolling:
         regex: str | None = None,
         newer_than: str | None = None,
         after_version: str | None = None,
+        up_to: str | None = None,
         deltaglider_conn_id: str = "deltaglider_default",
         region_name: str | None = None,
         endpoint_url: str | None = None,
@@ -63,6 +65,7 @@ class _ReleasePolling:
         self.regex = regex
         self.newer_than = newer_than
         self.after_version = after_version
+        self.up_to = up_to
         self.deltaglider_conn_id = deltaglider_conn_id
         self.region_name = region_name
         self.endpoint_url = endpoint_url
@@ -84,7 +87,7 @@ class _ReleasePolling:
             )
             self._store = hook.get_store()
         bucket, prefix = parse_s3_url(self.location)
-        query = ReleaseQuery(bucket, prefix, self.pattern, self.regex, self.newer_than, self.after_version)
+        query = ReleaseQuery(bucket, prefix, self.pattern, self.regex, self.newer_than, self.after_version, self.up_to)
         return find_releases(self._store, query)
 
 

@@ -45,14 +45,14 @@ def literal_prefix(pattern: str) -> str:
     return pattern if match is None else pattern[: match.start()]
 
 
-def _as_datetime(value: _dt.datetime | str | None) -> _dt.datetime | None:
+def _as_datetime(value: _dt.datetime | str | None, name: str = "newer_than") -> _dt.datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
         try:
             value = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise InvalidLocation(f"newer_than={value!r} is not an ISO 8601 date-time.") from exc
+            raise InvalidLocation(f"{name}={value!r} is not an ISO 8601 date-time.") from exc
     return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
 
 
@@ -66,6 +66,7 @@ class ReleaseQuery:
     regex: str | None = None
     newer_than: _dt.datetime | str | None = None
     after_version: str | None = None
+    up_to: _dt.datetime | str | None = None
 
     def matches(self, name: str) -> bool:
         if self.regex is not None:
@@ -73,8 +74,11 @@ class ReleaseQuery:
         return fnmatchcase(name, self.pattern)
 
     def is_new(self, obj: ObjectInfo, version: Version | None) -> bool:
-        threshold = _as_datetime(self.newer_than)
+        threshold = _as_datetime(self.newer_than, "newer_than")
         if threshold is not None and (obj.last_modified is None or obj.last_modified <= threshold):
+            return False
+        limit = _as_datetime(self.up_to, "up_to")  # (newer_than, up_to]: a release falls in one data interval
+        if limit is not None and (obj.last_modified is None or obj.last_modified > limit):
             return False
         if self.after_version:
             floor = parse_version(self.after_version)

@@ -148,7 +148,8 @@ def test_release_pipeline(airflow_env: dict[str, str], seaweed: Any, tmp_path: P
     builds = [make_build(tmp_path / "rel", v, size=150_000) for v in (8, 9, 10)]
     for path in builds:
         store.put(path, "e2e-releases", f"nightly/app/{path.name}")
-    conf = {"bucket": "e2e-releases", "newer_than": "2000-01-01T00:00:00+00:00", "workdir": str(tmp_path / "w")}
+    conf = {"bucket": "e2e-releases", "newer_than": "2000-01-01T00:00:00+00:00", "up_to": "2100-01-01T00:00:00+00:00",
+            "workdir": str(tmp_path / "w")}  # fmt: skip
     started = time.monotonic()
     out = _dag_test(airflow_env, "release_pipeline", conf)
     assert time.monotonic() - started < 300

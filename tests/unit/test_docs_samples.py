@@ -60,17 +60,18 @@ def _localised(code: str, tmp_path: Path) -> str:
     return code
 
 
-def _dags(namespace: dict[str, Any]) -> list[Any]:
-    """The sample's DAGs, plus one DAG around any operator it built outside a DAG."""
+def _dags(namespace: dict[str, Any]) -> list[tuple[Any, dt.datetime]]:
+    """The sample's DAGs (run at the fixed logical date their ``{{ ds }}`` paths expect), plus one DAG around
+    any operator it built outside a DAG (run now: a sensor sample looks at the last hour's releases)."""
     from airflow.sdk import DAG, BaseOperator
 
-    dags = [v for v in namespace.values() if isinstance(v, DAG)]
+    dags = [(v, LOGICAL_DATE) for v in namespace.values() if isinstance(v, DAG)]
     loose = [v for v in namespace.values() if isinstance(v, BaseOperator) and not v.has_dag()]
     if loose:
         with DAG(f"sample_{id(namespace)}", schedule=None, start_date=LOGICAL_DATE) as wrapper:
             for op in loose:
                 wrapper.add_task(op)
-        dags.append(wrapper)
+        dags.append((wrapper, dt.datetime.now(dt.timezone.utc)))
     return dags
 
 
@@ -91,8 +92,8 @@ def test_sample_runs(
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": f"doc_sample_{index}"}
     exec(compile(_localised(code, tmp_path), f"{doc.name}#{index}", "exec"), namespace)
-    for dag in _dags(namespace):
-        result = run_dag(dag, logical_date=LOGICAL_DATE)
+    for dag, logical_date in _dags(namespace):
+        result = run_dag(dag, logical_date=logical_date)
         assert result.states and set(result.states.values()) == {"success"}, (doc.name, index, result.states)
         for task, xcom in result.xcoms.items():
             if isinstance(xcom, dict):

@@ -89,3 +89,29 @@ def test_newest_release_reports_its_own_hash_and_size(moto_s3: Any, builds: Any,
     assert newest.key == "rel/app-1.2.0.zip"
     assert newest.sha256 == hashlib.sha256(files[2].read_bytes()).hexdigest()
     assert newest.size == files[2].stat().st_size
+
+
+def test_interval_bounds_give_each_release_to_exactly_one_run(moto_s3: Any, builds: Any) -> None:
+    """Hourly runs that overlap (a slow run still waiting when the next starts) each look only at their own
+    data interval (newer_than, up_to]: a release is reported by exactly one of them."""
+    import time
+
+    store = DeltaStore(moto_s3.client)
+    store.put(builds(0), moto_s3.bucket, "rel/app-1.0.zip")
+    time.sleep(1.1)  # S3 LastModified has one-second resolution: the two releases must land in different seconds
+    store.put(builds(1), moto_s3.bucket, "rel/app-1.1.zip")
+    first = store.head(moto_s3.bucket, "rel/app-1.0.zip").last_modified
+    second = store.head(moto_s3.bucket, "rel/app-1.1.zip").last_modified
+    assert first is not None and second is not None and first < second
+    start, end = first - dt.timedelta(hours=1), second + dt.timedelta(hours=1)
+    windows = [(start, first), (first, second), (second, end)]  # three consecutive data intervals
+    found = [
+        [
+            r.name
+            for r in find_releases(store, ReleaseQuery(moto_s3.bucket, "rel/", "app-*.zip", newer_than=lo, up_to=hi))
+        ]
+        for lo, hi in windows
+    ]
+    assert found == [["app-1.0.zip"], ["app-1.1.zip"], []]
+    with pytest.raises(ValueError, match="up_to='soon' is not an ISO 8601"):
+        find_releases(store, ReleaseQuery(moto_s3.bucket, "rel/", "*", up_to="soon"))

@@ -123,7 +123,8 @@ def test_trigger_serializes_every_connection_parameter() -> None:
     trigger = DeltaGliderReleaseTrigger(
         location="s3://b/rel/", pattern="app-*.zip", regex=None, newer_than="2024-01-01T00:00:00+00:00",
         after_version="1.2", deltaglider_conn_id="c", region_name="eu-west-1", endpoint_url="http://127.0.0.1:9",
-        client_config={"max_pool_connections": 4}, poke_interval=7.5,
+        client_config={"max_pool_connections": 4}, poke_interval=7.5, up_to="2024-02-01T00:00:00+00:00",
+        verify="/etc/ssl/ca.pem",
     )  # fmt: skip
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_deltaglider.triggers.release.DeltaGliderReleaseTrigger"
@@ -133,11 +134,12 @@ def test_trigger_serializes_every_connection_parameter() -> None:
         "regex": None,
         "newer_than": "2024-01-01T00:00:00+00:00",
         "after_version": "1.2",
+        "up_to": "2024-02-01T00:00:00+00:00",
         "deltaglider_conn_id": "c",
         "region_name": "eu-west-1",
         "endpoint_url": "http://127.0.0.1:9",
         "client_config": {"max_pool_connections": 4},
-        "verify": None,
+        "verify": "/etc/ssl/ca.pem",
         "poke_interval": 7.5,
     }
     assert DeltaGliderReleaseTrigger(**kwargs).serialize() == (classpath, kwargs)
