@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-import glob
-import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset
-from deltaglider_core.errors import InvalidLocation
+from deltaglider_core.digest import sha256_file
+from deltaglider_core.errors import InvalidLocation, NotFound
 from deltaglider_core.format import folder
-from deltaglider_core.progress import Progress
+from deltaglider_core.progress import Progress, human_bytes
 
 from airflow_provider_deltaglider.assets import deltaspace_asset
 
 from .base import DeltaGliderBaseOperator, connection_template_fields, fail_fast, ratio, split_url
-
-_GLOB_CHARS = set("*?[")
-
-
-def resolve_sources(source: str | Sequence[str], *, allow_empty: bool = False) -> list[Path]:
-    """Expand paths and globs (``**`` recursive) into existing regular files, sorted, without repeats."""
-    patterns = [source] if isinstance(source, str) else list(source)
-    found: dict[str, Path] = {}
-    for pattern in patterns:
-        if _GLOB_CHARS & set(pattern):
-            for match in sorted(glob.glob(pattern, recursive=True)):
-                if os.path.isfile(match):
-                    found.setdefault(os.path.abspath(match), Path(match))
-            continue
-        path = Path(pattern)
-        if not path.is_file():
-            raise InvalidLocation(f"Local file {pattern!r} does not exist or is not a regular file: check the path.")
-        if not os.access(path, os.R_OK):
-            raise InvalidLocation(f"Local file {pattern!r} is not readable: check its permissions.")
-        found.setdefault(os.path.abspath(path), path)
-    if not found and not allow_empty:
-        raise InvalidLocation(
-            f"No files match {patterns!r}: check the path or glob, or set allow_empty=True to succeed with no files."
-        )
-    return list(found.values())
+from .sources import Source, resolve_sources
 
 
 class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
@@ -52,6 +26,12 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
     :param max_ratio: store a file directly when its delta exceeds this fraction (default: connection, 0.5).
         Templated.
     :param allow_empty: succeed when nothing matches (default False: fail naming the pattern).
+    :param keep_paths: name each key by the file's path below the glob's root (the folders before the first
+        wildcard) instead of its file name alone; without it, two files with one name fail the task before
+        anything is sent.
+    :param replace: when a key already holds different content, overwrite it (default False: fail naming
+        the keys, before anything is sent, as the Amazon provider's ``replace``). A key that already holds
+        the same content (same SHA-256) is never sent again: it is reported in ``unchanged``.
 
     Returns (XCom) ``{"dest", "files": [{key, stored_key, kind, original_size, stored_size, ratio, sha256,
     ref_key, ...}], "count", "original_bytes", "stored_bytes", "saved_bytes", "saved_ratio", "duration_s"}``.
@@ -68,31 +48,63 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
         dest: str,
         max_ratio: float | str | None = None,
         allow_empty: bool = False,
+        keep_paths: bool = False,
+        replace: bool = False,
         **kwargs: Any,
     ) -> None:
         if "outlets" not in kwargs and "{{" not in dest:
-            kwargs["outlets"] = [deltaspace_asset(dest)]
+            try:
+                kwargs["outlets"] = [deltaspace_asset(dest)]
+            except InvalidLocation:
+                pass  # no outlet: the task itself fails with the message (a DAG file must still parse)
         super().__init__(**kwargs)
         self.source = source
         self.dest = dest
         self.max_ratio = max_ratio
         self.allow_empty = allow_empty
+        self.keep_paths = keep_paths
+        self.replace = replace
 
     def preflight_bucket(self) -> str | None:
         return split_url(self.dest)[0]
+
+    def _unchanged(self, store: Any, bucket: str, base: str, sources: list[Source]) -> set[str]:
+        """Names whose key already holds the same bytes; fails naming keys that hold other bytes (unless
+        ``replace``). One HEAD per file; a local file is hashed only when its key exists."""
+        same: set[str] = set()
+        differ: list[str] = []
+        for item in sources:
+            try:
+                stored = store.head(bucket, base + item.name)
+            except NotFound:
+                continue
+            if stored.sha256 is not None and stored.sha256 == sha256_file(item.path):
+                same.add(item.name)
+            elif not self.replace:
+                differ.append(f"s3://{bucket}/{base}{item.name}")
+        if differ:
+            raise InvalidLocation(
+                f"{len(differ)} key(s) already hold different content: {', '.join(differ[:20])}. Nothing was "
+                "uploaded: set replace=True to overwrite them, or upload under new names."
+            )
+        return same
 
     @fail_fast
     def execute(self, context: Any) -> dict[str, Any]:
         started = time.monotonic()
         bucket, prefix = split_url(self.dest)
         base = folder(prefix)
-        files = resolve_sources(self.source, allow_empty=self.allow_empty)
+        sources = resolve_sources(self.source, allow_empty=self.allow_empty, keep_paths=self.keep_paths, log=self.log)
         store = self.hook.get_store()
         store.s3.ensure_bucket(bucket)
-        progress = Progress("upload", len(files), sum(f.stat().st_size for f in files), self.log)
+        unchanged = self._unchanged(store, bucket, base, sources)
+        todo = [s for s in sources if s.name not in unchanged]
+        if unchanged:
+            self.log.info("%d file(s) already stored with the same SHA-256, not sent again", len(unchanged))
+        progress = Progress("upload", len(todo), sum(s.path.stat().st_size for s in todo), self.log)
         results = []
-        for path in files:
-            result = store.put(path, bucket, base + path.name, max_ratio=ratio(self.max_ratio))
+        for item in todo:
+            result = store.put(item.path, bucket, base + item.name, max_ratio=ratio(self.max_ratio))
             results.append(result.to_dict())
             progress.advance(1, result.original_size)
         progress.finish()
@@ -102,6 +114,7 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
             "dest": f"s3://{bucket}/{base}",
             "files": results,
             "count": len(results),
+            "unchanged": sorted(base + name for name in unchanged),
             "original_bytes": original,
             "stored_bytes": stored,
             "saved_bytes": original - stored,
@@ -113,5 +126,10 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
                 context["outlet_events"][outlet].extra = {
                     k: summary[k] for k in ("count", "original_bytes", "stored_bytes")
                 }
-        self.log.info("uploaded %d file(s) to %s: %d -> %d bytes", len(results), summary["dest"], original, stored)
+        self.log.info(
+            "uploaded %d file(s) to %s: %s stored as %s (%s saved)%s",
+            len(results), summary["dest"], human_bytes(original), human_bytes(stored),
+            f"{100 * summary['saved_ratio']:.1f}%" if summary["saved_ratio"] is not None else "nothing",
+            f"; {len(unchanged)} unchanged" if unchanged else "",
+        )  # fmt: skip
         return summary
