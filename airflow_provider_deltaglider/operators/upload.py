@@ -53,10 +53,9 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
         **kwargs: Any,
     ) -> None:
         if "outlets" not in kwargs and "{{" not in dest:
-            try:
+            # A bad URL gets no outlet: the task itself fails with the message (a DAG file must still parse).
+            with contextlib.suppress(InvalidLocation):
                 kwargs["outlets"] = [deltaspace_asset(dest)]
-            except InvalidLocation:
-                pass  # no outlet: the task itself fails with the message (a DAG file must still parse)
         super().__init__(**kwargs)
         self.source = source
         self.dest = dest
