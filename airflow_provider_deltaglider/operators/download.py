@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from deltaglider_core.errors import InvalidLocation
-from deltaglider_core.paths import UnsafeKey, safe_local_path
-from deltaglider_core.progress import Progress
+from deltaglider_core.paths import plan_local_files
+from deltaglider_core.progress import Progress, human_bytes
 
 from airflow_provider_deltaglider.compat import AirflowException
 
@@ -53,16 +53,14 @@ class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
                 return [(prefix, dest / prefix.rpartition("/")[2])], []
             return [(prefix, dest)], []
         dest.mkdir(parents=True, exist_ok=True)
-        targets, refused = [], []
-        for obj in store.list(bucket, prefix, with_metadata=False):
-            relative = obj.key[len(prefix) :]
-            if not fnmatchcase(relative, self.pattern):
-                continue
-            try:
-                targets.append((obj.key, safe_local_path(dest, relative, bucket=bucket, key=obj.key)))
-            except UnsafeKey as exc:
-                self.log.error("%s", exc)
-                refused.append(str(exc))
+        matching = [
+            (obj.key, obj.key[len(prefix) :])
+            for obj in store.list(bucket, prefix, with_metadata=False)
+            if fnmatchcase(obj.key[len(prefix) :], self.pattern)
+        ]
+        targets, refused = plan_local_files(dest, matching, bucket=bucket)
+        for message in refused:
+            self.log.error("%s", message)
         return targets, refused
 
     @fail_fast
@@ -77,8 +75,13 @@ class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
         progress = Progress("download", len(targets), None, self.log)
         files: list[dict[str, Any]] = []
         for key, path in targets:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            result = store.get(bucket, key, path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                result = store.get(bucket, key, path)
+            except OSError as exc:  # the local file system refused this one: report it, go on with the rest
+                self.log.error("could not write s3://%s/%s to %s: %s", bucket, key, path, exc)
+                refused.append(f"s3://{bucket}/{key}: could not write {path}: {exc}")
+                continue
             files.append({"key": key, "path": result.path, "size": result.size, "sha256": result.sha256,
                           "kind": result.kind, "verified": result.verified})  # fmt: skip
             progress.advance(1, result.size)
@@ -91,8 +94,12 @@ class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
             "refused": refused,
             "duration_s": round(time.monotonic() - started, 3),
         }
+        where = dest_dir if (dest_dir := Path(self.dest)).is_dir() else dest_dir.parent
+        self.log.info(
+            "downloaded %d file(s), %s, verified, to %s", len(files), human_bytes(summary["bytes"]), where.resolve()
+        )
         if refused:
             raise AirflowException(
-                f"Downloaded {len(files)} file(s) but refused {len(refused)} unsafe key(s): " + "; ".join(refused[:20])
+                f"Downloaded {len(files)} file(s) but could not write {len(refused)} key(s): " + "; ".join(refused[:20])
             )
         return summary

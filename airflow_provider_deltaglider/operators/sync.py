@@ -86,6 +86,6 @@ class DeltaGliderSyncOperator(DeltaGliderBaseOperator):
         )  # fmt: skip
         if report.refused:
             raise AirflowException(
-                f"Sync refused {len(report.refused)} unsafe key(s): " + "; ".join(report.refused[:20])
+                f"Sync could not write {len(report.refused)} key(s): " + "; ".join(report.refused[:20])
             )
         return report.to_dict()

@@ -17,9 +17,25 @@ class UnsafeKey(InvalidLocation):
     """A key that would write outside the destination directory."""
 
 
+def _name_max(root: Path) -> int:
+    try:
+        return int(os.pathconf(root if root.exists() else root.parent, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
 def safe_local_path(dest_dir: Path, relative_key: str, *, bucket: str = "", key: str = "") -> Path:
     """``dest_dir / relative_key`` if it stays inside ``dest_dir``; UnsafeKey otherwise."""
     where = f"s3://{bucket}/{key or relative_key}"
+    if "\0" in relative_key:
+        raise UnsafeKey(f"Refusing {where!r}: the key contains a NUL character, which no local file name can hold.")
+    limit = _name_max(dest_dir)
+    long = [part for part in relative_key.split("/") if len(os.fsencode(part)) > limit]
+    if long:
+        raise UnsafeKey(
+            f"Refusing {where}: the name {long[0][:40]!r}... is {len(os.fsencode(long[0]))} bytes, over the "
+            f"local file system's limit of {limit}."
+        )
     if "\\" in relative_key:
         raise UnsafeKey(f"Refusing {where}: the key contains a backslash, which could escape {dest_dir}.")
     pure = PurePosixPath(relative_key)
@@ -55,6 +71,39 @@ def process_umask() -> int:
 def new_file_mode() -> int:
     """The mode an ordinary new file gets (0666 less the umask), for files written through a private temp."""
     return 0o666 & ~process_umask()
+
+
+def plan_local_files(
+    dest_dir: Path, items: list[tuple[str, str]], *, bucket: str
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    """Where each ``(key, key relative to the prefix)`` can be written below ``dest_dir``, and why not for the rest.
+
+    Refused (with a message naming the key), so the others can still be written: keys that would escape
+    ``dest_dir`` or cannot be a local name (see :func:`safe_local_path`); a key that is also the folder of
+    another key (``p/a`` and ``p/a/b``: a file and a folder cannot share a name on disk; the file is refused);
+    a key whose place holds a local directory, or whose folder is a local file.
+    """
+    wanted = {rel for _, rel in items}
+    folders = {rel.rsplit("/", i)[0] for rel in wanted for i in range(1, rel.count("/") + 1)}
+    planned: list[tuple[str, Path]] = []
+    refused: list[str] = []
+    for key, rel in items:
+        where = f"s3://{bucket}/{key}"
+        try:
+            target = safe_local_path(dest_dir, rel, bucket=bucket, key=key)
+        except UnsafeKey as exc:
+            refused.append(str(exc))
+            continue
+        if rel in folders:
+            refused.append(f"Refusing {where}: it is also the folder of other keys under {where}/, and a file and a "
+                           "folder cannot share a name on disk.")  # fmt: skip
+        elif target.is_dir():
+            refused.append(f"Refusing {where}: a local directory {target} is in the way.")
+        elif any(parent.is_file() for parent in target.parents if inside(dest_dir, parent) and parent != target):
+            refused.append(f"Refusing {where}: a local file is in the way of its folder below {dest_dir}.")
+        else:
+            planned.append((key, target))
+    return planned, refused
 
 
 def inside(root: Path, path: Path) -> bool:

@@ -20,7 +20,7 @@ from .digest import sha256_file
 from .errors import DeltaGliderError, InvalidLocation
 from .format import folder
 from .models import ObjectInfo, jsonable
-from .paths import UnsafeKey, inside, safe_local_path
+from .paths import inside, plan_local_files
 from .progress import LogLike, Progress
 from .selection import selected
 from .store import DeltaStore
@@ -117,23 +117,34 @@ def sync_up(
     )
 
 
-def _fetch(store: DeltaStore, bucket: str, items: list[tuple[ObjectInfo, Path]], log: LogLike) -> int:
-    """Download each object to its path, stamping the object's modification time; bytes received."""
+def _fetch(
+    store: DeltaStore, bucket: str, items: list[tuple[ObjectInfo, Path]], log: LogLike, refused: list[str]
+) -> tuple[int, list[str]]:
+    """Download each object to its path, stamping the object's modification time; (bytes, keys) received.
+
+    A file the local file system refuses is reported in ``refused`` and the others go on.
+    """
     progress = Progress("sync down", len(items), None, log)
     received = 0
+    written: list[str] = []
     for obj, path in items:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             result = store.get(bucket, obj.key, path)
         except DeltaGliderError as exc:
             raise type(exc)(f"sync of s3://{bucket}/{obj.key} to {path} failed: {exc}") from exc
+        except OSError as exc:
+            log.error("could not write s3://%s/%s to %s: %s", bucket, obj.key, path, exc)
+            refused.append(f"s3://{bucket}/{obj.key}: could not write {path}: {exc}")
+            continue
         if obj.last_modified is not None:
             stamp = obj.last_modified.timestamp()
             os.utime(path, (stamp, stamp))
         received += result.size
+        written.append(obj.key)
         progress.advance(1, result.size)
     progress.finish()
-    return received
+    return received, written
 
 
 def sync_down(
@@ -153,21 +164,17 @@ def sync_down(
     root = Path(local_dir)
     root.mkdir(parents=True, exist_ok=True)
     base = folder(prefix)
-    refused: list[str] = []
-    wanted: dict[str, tuple[ObjectInfo, Path]] = {}
-    for obj in store.list(bucket, base):
-        rel = obj.key[len(base) :]
-        if not selected(rel, include, exclude):
-            continue
-        try:
-            wanted[rel] = (obj, safe_local_path(root, rel, bucket=bucket, key=obj.key))
-        except UnsafeKey as exc:
-            log.error("%s", exc)
-            refused.append(f"{obj.key}: {exc}")
+    listed = {o.key: o for o in store.list(bucket, base) if selected(o.key[len(base) :], include, exclude)}
+    planned, refused = plan_local_files(root, [(key, key[len(base) :]) for key in listed], bucket=bucket)
+    for message in refused:
+        log.error("%s", message)
+    wanted = {key[len(base) :]: (listed[key], path) for key, path in planned}
     todo = [rel for rel, (obj, path) in wanted.items() if not path.exists() or _differs(path, obj, True)]
     present = {rel for rel, _ in local_files(root, log)}
     gone = sorted(r for r in present if r not in wanted and selected(r, include, exclude)) if delete else []
-    received = 0 if dry_run else _fetch(store, bucket, [wanted[rel] for rel in todo], log)
+    fetched = (
+        (0, [base + r for r in todo]) if dry_run else _fetch(store, bucket, [wanted[r] for r in todo], log, refused)
+    )
     if not dry_run:
         for rel in gone:
             (root / rel).unlink()
@@ -176,10 +183,10 @@ def sync_down(
         source=f"s3://{bucket}/{base}",
         dest=str(root),
         dry_run=dry_run,
-        transferred=tuple(base + r for r in todo),
+        transferred=tuple(fetched[1]),
         deleted=tuple(str(root / r) for r in gone),
         unchanged=len(wanted) - len(todo),
         refused=tuple(refused),
-        bytes_transferred=received,
+        bytes_transferred=fetched[0],
         duration_s=round(time.monotonic() - started, 3),
     )

@@ -136,8 +136,8 @@ def test_download_refuses_keys_that_escape(moto_s3: Any, dg_conn: str, tmp_path:
     assert result.states == {"download": "failed", "sync_down": "failed"}
     b = moto_s3.bucket
     download, sync = result.error("download"), result.error("sync_down")
-    assert download.startswith("Downloaded 1 file(s) but refused 2 unsafe key(s): ")
-    assert sync.startswith("Sync refused 2 unsafe key(s): ")
+    assert download.startswith("Downloaded 1 file(s) but could not write 2 key(s): ")
+    assert sync.startswith("Sync could not write 2 key(s): ")
     for message in (download, sync):
         assert f"Refusing s3://{b}/evil/../../escape.txt: the key has '.' or '..' segments" in message
         assert f"Refusing s3://{b}/evil/a\\b.txt: the key contains a backslash" in message
