@@ -62,7 +62,7 @@ class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
             detailed=self.detailed,
             kinds=self.kinds,
             max_workers=store.max_workers,
-            on_page=lambda listed: progress.advance(listed),
+            on_page=progress.advance,
         )
         progress.finish()
         self.log.info("DeltaGlider storage stats\n%s", render_table(stats))

@@ -131,7 +131,7 @@ def compute_stats(
     detailed: bool = True,
     kinds: bool = False,
     max_workers: int = 16,
-    on_page: Callable[[int], None] | None = None,
+    on_page: Callable[[int, int], None] | None = None,
 ) -> BucketStats:
     started = time.monotonic()
     s3.ensure_bucket(bucket)
@@ -142,8 +142,12 @@ def compute_stats(
             heads = dict(zip((o.key for o in wanted), pool.map(lambda o: s3.head(bucket, o.key), wanted), strict=True))
             for obj in page.objects:
                 _account(spaces, obj, heads.get(obj.key), detailed)
-            if on_page is not None:
-                on_page(len(page.objects))
+            if on_page is not None:  # the table's units: logical objects, and every stored byte (references too)
+                logical = sum(1 for o in page.objects if not is_internal_key(o.key))
+                stored = sum(
+                    o.size for o in page.objects if not is_internal_key(o.key) or o.key.endswith(REFERENCE_NAME)
+                )
+                on_page(logical, stored)
     finished = [_finish(spaces[p], detailed, kinds) for p in sorted(spaces)]
     return _totals(bucket, prefix, detailed, kinds, finished, time.monotonic() - started)
 

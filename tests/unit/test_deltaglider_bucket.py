@@ -87,3 +87,22 @@ def test_stats_count_logical_objects(dg_bucket: Any) -> None:
     assert stats.original_bytes == sum(o["size"] for o in ORIGINALS.values())
     stored = sum((FIXTURES / "objects" / o["file"]).stat().st_size for o in MANIFEST["objects"].values())
     assert stats.stored_bytes == stored and stats.orphaned_references == ()
+
+
+def test_stats_progress_counts_what_the_table_shows(dg_bucket: Any) -> None:
+    """The progress line counts logical objects and stored bytes, like the table (not raw keys and 0 B)."""
+    from deltaglider_core.progress import Progress
+
+    class Lines:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def info(self, message: str, *args: Any) -> None:
+            self.lines.append(message % args if args else message)
+
+    log = Lines()
+    progress = Progress("stats", 0, None, log)
+    stats = compute_stats(DeltaStore(dg_bucket.client).s3, dg_bucket.bucket, "releases/", on_page=progress.advance)
+    progress.finish()
+    assert (progress.done_objects, progress.done_bytes) == (stats.objects, stats.stored_bytes)
+    assert log.lines[-1].startswith(f"stats: {stats.objects} objects, ")
