@@ -66,6 +66,31 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "boto3 retry attempts, standard mode (default 5).",
         "schema": {"type": ["integer", "null"], "minimum": 1},
     },
+    "connect_timeout": {
+        "label": "Connect timeout (s)",
+        "description": "Seconds to wait for a connection to S3 (botocore default 60).",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "read_timeout": {
+        "label": "Read timeout (s)",
+        "description": "Seconds to wait for data from S3 (botocore default 60).",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "verify": {
+        "label": "Verify TLS",
+        "description": "true (default), false, or the path of a CA bundle on the workers.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "config_kwargs": {
+        "label": "botocore Config (JSON)",
+        "description": 'Other botocore Config arguments as a JSON object, e.g. {"s3": {"addressing_style": "path"}}.',
+        "schema": {"type": ["string", "null"]},
+    },
+    "bucket": {
+        "label": "Bucket (Test button)",
+        "description": "The bucket the connection's Test button checks with HeadBucket (optional).",
+        "schema": {"type": ["string", "null"]},
+    },
 }
 
 

@@ -180,3 +180,16 @@ def test_connection_max_ratio_reaches_the_store(moto_s3: Any, monkeypatch: pytes
     assert store.put(builds(1), moto_s3.bucket, "a/app-1.0.1.zip").kind == "direct"
     _env_conn(monkeypatch, "dg_loose", login="testing", password="testing", extra={"region_name": "us-east-1"})
     assert DeltaGliderHook("dg_loose").get_store().put(builds(2), moto_s3.bucket, "a/app-1.0.2.zip").kind == "delta"
+
+
+def test_every_documented_extra_has_a_form_field() -> None:
+    import re
+
+    from airflow_provider_deltaglider.provider_info import CONN_FIELDS
+
+    table = (Path(__file__).resolve().parents[2] / "docs" / "connection.md").read_text().split("## ")[0]
+    documented = {
+        name for row in re.findall(r"^\| extra (.+?) \|", table, re.M) for name in re.findall(r"`(\w+)`", row)
+    }
+    assert {"bucket", "verify", "config_kwargs", "connect_timeout", "read_timeout"} <= documented
+    assert documented <= set(CONN_FIELDS), f"documented extras without a form field: {documented - set(CONN_FIELDS)}"
