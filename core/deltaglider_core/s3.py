@@ -71,6 +71,7 @@ class S3:
         self.client = client
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
+        self.page_size: int | None = None  # ListObjectsV2 MaxKeys (None: the server's default, 1,000 on S3)
         self._known_buckets: set[str] = set()
         self._fast: FastS3 | None = None
         self._fast_checked = False
@@ -252,6 +253,8 @@ class S3:
     ) -> Iterator[ListPage]:
         """LIST pages (ListObjectsV2, 1,000 keys each), in key order."""
         args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if self.page_size:
+            args["MaxKeys"] = self.page_size
         if delimiter:
             args["Delimiter"] = delimiter
         if start_after:
@@ -271,17 +274,20 @@ class S3:
             raise self._fail(exc, "list", bucket, prefix) from exc
 
     def _raw_pages(self, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """ListObjectsV2 pages: the fast transport while it answers, boto3 from the same token otherwise."""
+        """ListObjectsV2 pages, each from the fast transport when it answers, else from boto3 (its retries).
+
+        Every page is one ListObjectsV2 call resumed from S3's own ``ContinuationToken``, whichever transport
+        answered the page before. (boto3's paginator is not used: its ``StartingToken`` is botocore's own
+        token format, and an S3 token that happens to end in ``___<n>`` is read as "skip n keys"; it also
+        dropped a page's ``CommonPrefixes`` when a fallback happened mid-listing.)
+        """
         token: str | None = None
         fast = self.fast
         while True:
             params = {**args, **({"ContinuationToken": token} if token else {})}
             raw = fast.list_page(params) if fast is not None else None
             if raw is None:
-                yield from self.client.get_paginator("list_objects_v2").paginate(
-                    **args, PaginationConfig={"StartingToken": token} if token else {}
-                )
-                return
+                raw = self.client.list_objects_v2(**params)
             yield raw
             token = raw.get("NextContinuationToken")
             if not raw.get("IsTruncated") or not token:

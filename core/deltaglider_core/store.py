@@ -295,8 +295,9 @@ class DeltaStore:
                     "the delta is corrupt or belongs to another reference. Re-upload the file."
                 ) from exc
             actual = sha256_file(out)
-            _check_hash(loc, loc.delta_key, expected, actual)
-            return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), out.stat().st_size, actual, True)
+            _check_hash(self.log, loc, loc.delta_key, expected, actual)
+            size = out.stat().st_size
+            return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), size, actual, expected is not None)
 
     def _read_as_is(self, loc: Location, out: Path) -> GetResult:
         sha = hashlib.sha256()
@@ -311,7 +312,7 @@ class DeltaStore:
             ) from exc
         expected = meta_get(head.metadata, "file-sha256")
         actual = sha.hexdigest()
-        _check_hash(loc, loc.key, expected, actual)
+        _check_hash(self.log, loc, loc.key, expected, actual)
         kind: Kind = "direct" if expected else "regular"
         return GetResult(loc.bucket, loc.key, loc.key, kind, str(out), head.size, actual, expected is not None)
 
@@ -389,8 +390,14 @@ def _destination(dest: Path, name: str) -> Path:
     return target
 
 
-def _check_hash(loc: Location, stored_key: str, expected: str | None, actual: str) -> None:
-    if expected is not None and expected != actual:
+def _check_hash(log: logging.Logger, loc: Location, stored_key: str, expected: str | None, actual: str) -> None:
+    if expected is None:
+        log.warning(
+            "s3://%s/%s has no recorded SHA-256 (dg-file-sha256), so it was read without verification",
+            loc.bucket, stored_key,
+        )  # fmt: skip
+        return
+    if expected != actual:
         raise IntegrityError(
             f"s3://{loc.bucket}/{stored_key} failed verification: SHA-256 of the reconstructed file is {actual}, "
             f"expected {expected}. Nothing was written; the stored object or its reference is corrupt."

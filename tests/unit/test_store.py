@@ -457,3 +457,23 @@ def test_parameter_errors_are_not_called_network_errors(moto_s3: Any, tmp_path: 
         S3(moto_s3.client).upload(path, moto_s3.bucket, "rel/x.txt", {"dg-note": "naïve"})
     assert "refused before sending" in str(err.value) and "network" not in str(err.value).split("This is")[0]
     assert "Check the endpoint URL" not in str(err.value)
+
+
+def test_verified_only_when_a_hash_was_checked(
+    moto_s3: Any, store: DeltaStore, builds: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    v0, v1 = builds(0), builds(1)
+    store.put(v0, moto_s3.bucket, "rel/app-1.0.0.zip")
+    store.put(v1, moto_s3.bucket, "rel/app-1.0.1.zip")
+    key = "rel/app-1.0.1.zip.delta"
+    obj = moto_s3.client.get_object(Bucket=moto_s3.bucket, Key=key)
+    meta = {k: v for k, v in obj["Metadata"].items() if k != "dg-file-sha256"}
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=key, Body=obj["Body"].read(), Metadata=meta)
+    with caplog.at_level(logging.WARNING, logger="deltaglider_core"):
+        got = DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "o.zip")
+    assert Path(got.path).read_bytes() == v1.read_bytes()
+    assert got.verified is False
+    assert f"s3://{moto_s3.bucket}/{key} has no recorded SHA-256 (dg-file-sha256)" in caplog.text
+    assert DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app-1.0.0.zip", tmp_path / "v0.zip").verified
