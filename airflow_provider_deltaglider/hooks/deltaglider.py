@@ -82,6 +82,18 @@ class DeltaGliderHook(BaseHook):
         """The underlying boto3 S3 client."""
         return self.client
 
+    def close(self) -> None:
+        """Close the store this hook made (idempotent); the next ``get_store()`` makes a new one."""
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    def __enter__(self) -> DeltaGliderHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def get_store(self) -> DeltaStore:
         """A ready DeltaStore (one per hook instance)."""
         if self._store is None:

@@ -57,6 +57,21 @@ def fail_fast(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def task_entry(method: F) -> F:
+    """For ``execute`` (and ``execute_complete``): :func:`fail_fast`, and the hook's store is closed when the
+    method ends, however it ends (its thread pool, connections and private work directory)."""
+    failing_fast = fail_fast(method)
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return failing_fast(self, *args, **kwargs)
+        finally:
+            self.close_hook()
+
+    return wrapper  # type: ignore[return-value]
+
+
 def split_url(url: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> (bucket, prefix); a clear error for anything else."""
     return parse_s3_url(url)
@@ -117,6 +132,11 @@ class DeltaGliderTaskMixin:
     @cached_property
     def hook(self) -> DeltaGliderHook:
         return DeltaGliderHook(**self.connection_kwargs())
+
+    def close_hook(self) -> None:
+        """Close the store the hook opened, if any (a later call opens a new one)."""
+        if "hook" in self.__dict__:
+            self.hook.close()
 
     def preflight_bucket(self) -> str | None:
         """The bucket data will move to or from (validated here, before any transfer)."""

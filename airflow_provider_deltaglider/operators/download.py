@@ -15,7 +15,7 @@ from deltaglider_core.progress import Progress, human_bytes
 
 from airflow_provider_deltaglider.compat import AirflowException
 
-from .base import DeltaGliderBaseOperator, connection_template_fields, fail_fast, split_url
+from .base import DeltaGliderBaseOperator, connection_template_fields, split_url, task_entry
 
 
 class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
@@ -63,7 +63,7 @@ class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
             self.log.error("%s", message)
         return targets, refused
 
-    @fail_fast
+    @task_entry
     def execute(self, context: Any) -> dict[str, Any]:
         started = time.monotonic()
         bucket, prefix = split_url(self.source)

@@ -12,7 +12,7 @@ from deltaglider_core.selection import parse_shard, shard_list
 from airflow_provider_deltaglider.compat import AirflowException
 from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook
 
-from .base import DeltaGliderBaseOperator, connection_template_fields, fail_fast, ratio, split_url
+from .base import DeltaGliderBaseOperator, connection_template_fields, ratio, split_url, task_entry
 
 
 class DeltaGliderMigrateOperator(DeltaGliderBaseOperator):
@@ -93,7 +93,7 @@ class DeltaGliderMigrateOperator(DeltaGliderBaseOperator):
         parse_shard(self.shard, self.shard_index, self.shard_count)
         return split_url(self.dest)[0]
 
-    @fail_fast
+    @task_entry
     def execute(self, context: Any) -> dict[str, Any]:
         src_bucket, src_prefix = split_url(self.source)
         dst_bucket, dst_prefix = split_url(self.dest)

@@ -9,7 +9,7 @@ from deltaglider_core.progress import Progress
 from deltaglider_core.report import render_table, write_reports
 from deltaglider_core.stats import compute_stats
 
-from .base import DeltaGliderBaseOperator, connection_template_fields, fail_fast, split_url
+from .base import DeltaGliderBaseOperator, connection_template_fields, split_url, task_entry
 
 
 class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
@@ -50,7 +50,7 @@ class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
     def preflight_bucket(self) -> str | None:
         return self._split()[0]
 
-    @fail_fast
+    @task_entry
     def execute(self, context: Any) -> dict[str, Any]:
         bucket, prefix = self._split()
         store = self.hook.get_store()

@@ -10,7 +10,7 @@ from deltaglider_core.sync import sync_down, sync_up
 
 from airflow_provider_deltaglider.compat import AirflowException
 
-from .base import DeltaGliderBaseOperator, connection_template_fields, fail_fast, ratio, split_url
+from .base import DeltaGliderBaseOperator, connection_template_fields, ratio, split_url, task_entry
 
 
 class DeltaGliderSyncOperator(DeltaGliderBaseOperator):
@@ -64,7 +64,7 @@ class DeltaGliderSyncOperator(DeltaGliderBaseOperator):
     def preflight_bucket(self) -> str | None:
         return split_url(self._remote())[0]
 
-    @fail_fast
+    @task_entry
     def execute(self, context: Any) -> dict[str, Any]:
         bucket, prefix = split_url(self._remote())
         store = self.hook.get_store()

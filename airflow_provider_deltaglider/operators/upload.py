@@ -15,7 +15,7 @@ from deltaglider_core.progress import Progress, human_bytes
 
 from airflow_provider_deltaglider.assets import deltaspace_asset
 
-from .base import DeltaGliderBaseOperator, connection_template_fields, fail_fast, ratio, split_url
+from .base import DeltaGliderBaseOperator, connection_template_fields, ratio, split_url, task_entry
 from .sources import Source, resolve_sources
 
 
@@ -89,7 +89,7 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
             )
         return same
 
-    @fail_fast
+    @task_entry
     def execute(self, context: Any) -> dict[str, Any]:
         started = time.monotonic()
         bucket, prefix = split_url(self.dest)

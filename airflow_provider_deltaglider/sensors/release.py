@@ -16,6 +16,7 @@ from airflow_provider_deltaglider.operators.base import (
     connection_template_fields,
     fail_fast,
     split_url,
+    task_entry,
 )
 from airflow_provider_deltaglider.triggers.release import DeltaGliderReleaseTrigger
 
@@ -104,6 +105,7 @@ class DeltaGliderReleaseSensor(DeltaGliderTaskMixin, BaseSensorOperator):
             self.log.info("no new release matching %r under %s yet", self.regex or self.pattern, self.location)
         return PokeReturnValue(bool(releases), payload(releases) if releases else None)
 
+    @task_entry
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
             return super().execute(context)

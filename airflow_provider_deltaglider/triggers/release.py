@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -73,22 +74,39 @@ class _ReleasePolling:
         self.verify = verify
         self.poke_interval = poke_interval
         self._store: Any = None
+        self._store_lock = threading.Lock()
+        self._closed = False
 
     def _check(self) -> list[Release]:
+        """One listing (runs in a worker thread). The store is made on first use and kept for the next polls."""
         from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook
 
-        if self._store is None:
-            hook = DeltaGliderHook(
-                self.deltaglider_conn_id,
-                region_name=self.region_name,
-                endpoint_url=self.endpoint_url,
-                client_config=self.client_config,
-                verify=self.verify,
-            )
-            self._store = hook.get_store()
+        with self._store_lock:
+            if self._closed:  # the trigger ended while this check waited for a thread: open nothing
+                return []
+            if self._store is None:
+                hook = DeltaGliderHook(
+                    self.deltaglider_conn_id,
+                    region_name=self.region_name,
+                    endpoint_url=self.endpoint_url,
+                    client_config=self.client_config,
+                    verify=self.verify,
+                )
+                self._store = hook.get_store()
+            store = self._store
         bucket, prefix = parse_s3_url(self.location)
         query = ReleaseQuery(bucket, prefix, self.pattern, self.regex, self.newer_than, self.after_version, self.up_to)
-        return find_releases(self._store, query)
+        return find_releases(store, query)
+
+    def _close(self) -> None:
+        """Close the store this trigger opened: a triggerer runs for weeks and must not accumulate them. A check
+        still running in its thread (the trigger was cancelled under it) may see its listing fail; nobody
+        waits for that result any more."""
+        with self._store_lock:
+            self._closed = True
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
 
 class DeltaGliderReleaseTrigger(_ReleasePolling, BaseTrigger):
@@ -98,17 +116,20 @@ class DeltaGliderReleaseTrigger(_ReleasePolling, BaseTrigger):
         return ("airflow_provider_deltaglider.triggers.release.DeltaGliderReleaseTrigger", _fields(self))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        while True:
-            try:
-                releases = await asyncio.to_thread(self._check)
-            except (DeltaGliderError, ValueError) as exc:  # ValueError: a connection setting (SettingsError)
-                final = isinstance(exc, FINAL_ERRORS)
-                yield TriggerEvent({"status": "error", "message": str(exc), "retryable": not final})
-                return
-            if releases:
-                yield TriggerEvent({"status": "success", "payload": payload(releases)})
-                return
-            await asyncio.sleep(self.poke_interval)
+        try:
+            while True:
+                try:
+                    releases = await asyncio.to_thread(self._check)
+                except (DeltaGliderError, ValueError) as exc:  # ValueError: a connection setting (SettingsError)
+                    final = isinstance(exc, FINAL_ERRORS)
+                    yield TriggerEvent({"status": "error", "message": str(exc), "retryable": not final})
+                    return
+                if releases:
+                    yield TriggerEvent({"status": "success", "payload": payload(releases)})
+                    return
+                await asyncio.sleep(self.poke_interval)
+        finally:
+            self._close()
 
 
 class DeltaGliderReleaseEventTrigger(_ReleasePolling, BaseEventTrigger):
@@ -152,6 +173,13 @@ class DeltaGliderReleaseEventTrigger(_ReleasePolling, BaseEventTrigger):
         return unpack(value) or announced
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            async for event in self._watch():
+                yield event
+        finally:
+            self._close()
+
+    async def _watch(self) -> AsyncIterator[TriggerEvent]:
         announced = await self._load()
         if announced is None:
             announced = Announced()

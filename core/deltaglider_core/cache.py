@@ -8,6 +8,7 @@ checks its SHA-256; a tampered or corrupt entry is deleted and reported as a mis
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import os
 import re
@@ -43,6 +44,10 @@ class ReferenceCache(Protocol):
     def evict(self, sha256: str) -> None: ...
 
     def clear(self) -> None: ...
+
+    def close(self) -> None:
+        """Release what the cache holds (a temporary directory it made; memory)."""
+        ...
 
 
 def _check_sha(sha256: str) -> str:
@@ -103,13 +108,22 @@ class FilesystemCache:
     def __init__(self, directory: Path | None = None, *, encryption_key: str | bytes | None = None) -> None:
         self._fernet = make_fernet(encryption_key)
         self._lock = threading.Lock()
+        self._cleanup: functools.partial[None] | None = None
         if directory is None:
             self.directory = Path(tempfile.mkdtemp(prefix="deltaglider-cache-"))
-            atexit.register(shutil.rmtree, self.directory, True)
+            self._cleanup = functools.partial(shutil.rmtree, self.directory, True)
+            atexit.register(self._cleanup)  # in case close() is never called
         else:
             self.directory = Path(directory)
             self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
+
+    def close(self) -> None:
+        """Remove the cache directory if this cache created it (a caller-given directory is kept)."""
+        cleanup, self._cleanup = self._cleanup, None
+        if cleanup is not None:
+            atexit.unregister(cleanup)
+            cleanup()
 
     def _path(self, sha256: str) -> Path:
         return self.directory / f"{_check_sha(sha256)}.fernet"
@@ -198,6 +212,9 @@ class MemoryCache:
         with self._lock:
             self._entries.clear()
             self._sizes.clear()
+
+    def close(self) -> None:
+        self.clear()
 
 
 def make_cache(

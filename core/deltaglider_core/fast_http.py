@@ -100,6 +100,13 @@ class FastS3:
         with self._lock:
             self._layouts[bucket] = None
 
+    def close(self) -> None:
+        """Close every pooled connection."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+
     def _pool(self, layout: _Layout) -> WirePool:
         tls = layout.scheme == "https"
         key = (layout.host, layout.port, tls)

@@ -242,6 +242,14 @@ class Migration:
         started = time.monotonic()
         self.source.ensure_bucket(self.src[0])
         self.store.s3.ensure_bucket(self.dst[0])
+        try:
+            return self._run(started, dry_run)
+        finally:
+            if self._source_store is not None:
+                self._source_store.close()
+                self._source_store = None
+
+    def _run(self, started: float, dry_run: bool) -> MigrationReport:
         scanned, jobs = self.plan()
         chosen = [item for job in jobs for item in job]
         tally = _Tally()

@@ -76,6 +76,11 @@ class S3:
         self._fast: FastS3 | None = None
         self._fast_checked = False
 
+    def close(self) -> None:
+        """Close the fast transport's connections (the boto3 client belongs to the caller)."""
+        if self._fast is not None:
+            self._fast.close()
+
     @property
     def fast(self) -> FastS3 | None:
         """The lighter transport for HEAD, LIST and small GETs (see fast_http), when equivalent to boto3's."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import logging
 import os
@@ -93,11 +94,35 @@ class DeltaStore:
             S3(s3_client) if multipart_threshold is None else S3(s3_client, multipart_threshold=multipart_threshold)
         )
         self.log = logger or logging.getLogger("deltaglider_core")
+        self._owns_cache = cache is None or isinstance(cache, str)
         self._work = Path(tempfile.mkdtemp(prefix="deltaglider-work-"))
         os.chmod(self._work, 0o700)
-        atexit.register(shutil.rmtree, self._work, True)
+        self._cleanup = functools.partial(shutil.rmtree, self._work, True)
+        atexit.register(self._cleanup)  # in case close() is never called
         self.refs = References(self.s3, self.cache, TOOL, self._work)
         self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deltaglider-side")
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Release what the store opened: its thread pool, pooled connections, its private work directory
+        (decrypted references) and the cache it made (a cache passed in belongs to the caller). Idempotent;
+        the boto3 client belongs to the caller."""
+        if self._closed:
+            return
+        self._closed = True
+        self._side.shutdown(wait=True)
+        self.s3.close()
+        atexit.unregister(self._cleanup)
+        self._cleanup()
+        if self._owns_cache:
+            self.cache.close()
+
+    def __enter__(self) -> DeltaStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ writes
     def put(self, path: str | os.PathLike[str], bucket: str, key: str, *, max_ratio: float | None = None) -> PutResult:

@@ -151,6 +151,13 @@ class WirePool:
         self._idle: list[_Conn] = []
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """Close the idle connections (one in use is closed by its request when it ends)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
     def _connect(self) -> _Conn:
         sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
