@@ -4,7 +4,33 @@ from __future__ import annotations
 
 
 class DeltaGliderError(Exception):
-    """Base class of every error raised by deltaglider_core."""
+    """Base class of every error raised by deltaglider_core.
+
+    Errors that come from an S3 answer carry what an operator needs to act on it: the S3 error ``code``
+    (``NoSuchBucket``, ``SlowDown``...), the ``request_id`` AWS support asks for, the HTTP ``status``, and
+    whether a retry may succeed (``retryable``: throttling, 5xx, timeouts, lost connections).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+        status: int | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+        self.status = status
+        self.retryable = retryable
+
+    def with_message(self, message: str) -> DeltaGliderError:
+        """The same kind of error (and S3 details) with another message, e.g. one that adds context."""
+        return type(self)(
+            message, code=self.code, request_id=self.request_id, status=self.status, retryable=self.retryable
+        )
 
 
 class InvalidLocation(DeltaGliderError, ValueError):

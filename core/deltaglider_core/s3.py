@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from .errors import AccessDenied, BucketNotFound, NotFound, StorageError
+from .errors import AccessDenied, BucketNotFound, DeltaGliderError, NotFound, StorageError
 from .fast_http import FastS3, make_fast
 
 CHUNK = 1 << 20
@@ -58,6 +58,49 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+_RETRYABLE_CODES = {
+    "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "RequestTimeout",
+    "InternalError", "ServiceUnavailable", "500", "502", "503", "504",
+}  # fmt: skip
+
+
+def s3_error(exc: Exception, action: str, bucket: str, key: str | None = None) -> DeltaGliderError:
+    """Map a botocore error to a typed error naming ``action`` on ``s3://bucket/key``, with the S3 error code,
+    request id, HTTP status and whether a retry may help."""
+    where = f"s3://{bucket}/{key}" if key is not None else f"s3://{bucket}"
+    if isinstance(exc, ClientError):
+        code = _code(exc)
+        meta = exc.response.get("ResponseMetadata", {})
+        status = int(meta["HTTPStatusCode"]) if meta.get("HTTPStatusCode") else None
+        request_id = meta.get("RequestId") or meta.get("HostId") or None
+        retryable = code in _RETRYABLE_CODES or (status is not None and status >= 500)
+
+        def typed(cls: type[DeltaGliderError], message: str) -> DeltaGliderError:
+            return cls(message, code=code or None, request_id=request_id, status=status, retryable=retryable)
+
+        if code == "NoSuchBucket":
+            return typed(
+                BucketNotFound,
+                f"Bucket {bucket!r} does not exist ({action} {where}): create it or fix the bucket name.",
+            )
+        if code in _MISSING:
+            return typed(NotFound, f"{where} does not exist ({action}).")
+        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return typed(
+                AccessDenied,
+                f"Access denied while trying to {action} {where} ({code}): check the connection's credentials "
+                "and the bucket policy.",
+            )
+        request = f" (request id {request_id})" if request_id else ""
+        return typed(StorageError, f"S3 refused to {action} {where}: {code}: {exc}{request}")
+    if isinstance(exc, ParamValidationError):
+        return StorageError(
+            f"Could not {action} {where}: the request was refused before sending ({exc}). "
+            "This is not a network problem: the value named above cannot be sent to S3."
+        )
+    return StorageError(f"Could not {action} {where}: {exc}. Check the endpoint URL and the network.", retryable=True)
+
+
 class S3:
     """Thin, typed wrapper over a boto3 S3 client."""
 
@@ -89,43 +132,26 @@ class S3:
             self._fast_checked = True
         return self._fast
 
-    def _fail(self, exc: Exception, action: str, bucket: str, key: str | None = None) -> Exception:
-        where = f"s3://{bucket}/{key}" if key is not None else f"s3://{bucket}"
-        if isinstance(exc, ClientError):
-            code = _code(exc)
-            if code == "NoSuchBucket":
-                return BucketNotFound(
-                    f"Bucket {bucket!r} does not exist ({action} {where}): create it or fix the bucket name."
-                )
-            if code in _MISSING:
-                return NotFound(f"{where} does not exist ({action}).")
-            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                return AccessDenied(
-                    f"Access denied while trying to {action} {where} ({code}): check the connection's "
-                    "credentials and the bucket policy."
-                )
-            return StorageError(f"S3 refused to {action} {where}: {code}: {exc}")
-        if isinstance(exc, ParamValidationError):
-            return StorageError(
-                f"Could not {action} {where}: the request was refused before sending ({exc}). "
-                "This is not a network problem: the value named above cannot be sent to S3."
-            )
-        return StorageError(f"Could not {action} {where}: {exc}. Check the endpoint URL and the network.")
+    @contextlib.contextmanager
+    def _calls(self, action: str, bucket: str, key: str | None = None) -> Iterator[None]:
+        """The one funnel: any botocore error inside becomes a typed error (see :func:`s3_error`)."""
+        try:
+            yield
+        except (ClientError, BotoCoreError) as exc:
+            raise s3_error(exc, action, bucket, key) from exc
 
     def ensure_bucket(self, bucket: str) -> None:
         """Fail with NotFound unless ``bucket`` exists (checked once per bucket per instance)."""
         if bucket in self._known_buckets:
             return
         try:
-            self.client.head_bucket(Bucket=bucket)
-        except ClientError as exc:
-            if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
-                raise BucketNotFound(
-                    f"Bucket {bucket!r} does not exist: create it first or fix the bucket name."
-                ) from exc
-            raise self._fail(exc, "check bucket", bucket) from exc
-        except BotoCoreError as exc:
-            raise self._fail(exc, "check bucket", bucket) from exc
+            with self._calls("check bucket", bucket):
+                self.client.head_bucket(Bucket=bucket)
+        except NotFound as exc:  # HeadBucket answers a bare 404 for a missing bucket
+            raise BucketNotFound(
+                f"Bucket {bucket!r} does not exist: create it first or fix the bucket name.",
+                code=exc.code, request_id=exc.request_id, status=exc.status,
+            ) from exc  # fmt: skip
         self._known_buckets.add(bucket)
 
     def head(self, bucket: str, key: str) -> Head | None:
@@ -136,13 +162,12 @@ class S3:
             if answered:
                 return None if fields is None else Head(key=key, **fields)
         try:
-            resp = self.client.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                return None
-            raise self._fail(exc, "read metadata of", bucket, key) from exc
-        except BotoCoreError as exc:
-            raise self._fail(exc, "read metadata of", bucket, key) from exc
+            with self._calls("read metadata of", bucket, key):
+                resp = self.client.head_object(Bucket=bucket, Key=key)
+        except NotFound as exc:
+            if isinstance(exc, BucketNotFound):
+                raise
+            return None
         return Head(
             key=key,
             size=int(resp.get("ContentLength", 0)),
@@ -175,7 +200,7 @@ class S3:
                 with open(dest, "wb") as out:
                     out.write(data)
                 return Head(key=key, **fields)
-        try:
+        with self._calls("download", bucket, key):
             resp = self.client.get_object(Bucket=bucket, Key=key)
             body = resp["Body"]
             with open(dest, "wb") as out:
@@ -183,10 +208,6 @@ class S3:
                     if on_chunk is not None:
                         on_chunk(chunk)
                     out.write(chunk)
-        except ClientError as exc:
-            raise self._fail(exc, "download", bucket, key) from exc
-        except BotoCoreError as exc:
-            raise self._fail(exc, "download", bucket, key) from exc
         return Head(
             key=key,
             size=int(resp.get("ContentLength", 0)),
@@ -210,17 +231,16 @@ class S3:
         if if_none_match:
             extra["IfNoneMatch"] = "*"
         try:
-            if os.path.getsize(path) > self.multipart_threshold:
-                self._multipart(path, bucket, key, extra)
-            else:
-                with open(path, "rb") as body:
-                    self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
-        except ClientError as exc:
-            if if_none_match and _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                return False
-            raise self._fail(exc, "upload", bucket, key) from exc
-        except BotoCoreError as exc:
-            raise self._fail(exc, "upload", bucket, key) from exc
+            with self._calls("upload", bucket, key):
+                if os.path.getsize(path) > self.multipart_threshold:
+                    self._multipart(path, bucket, key, extra)
+                else:
+                    with open(path, "rb") as body:
+                        self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        except StorageError as exc:
+            if if_none_match and exc.code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False  # the key exists: the conditional write was refused, as asked
+            raise
         return True
 
     def _multipart(self, path: Path, bucket: str, key: str, extra: dict[str, Any]) -> None:
@@ -246,12 +266,8 @@ class S3:
             raise
 
     def delete(self, bucket: str, key: str) -> None:
-        try:
+        with self._calls("delete", bucket, key):
             self.client.delete_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            raise self._fail(exc, "delete", bucket, key) from exc
-        except BotoCoreError as exc:
-            raise self._fail(exc, "delete", bucket, key) from exc
 
     def pages(
         self, bucket: str, prefix: str = "", *, delimiter: str | None = None, start_after: str | None = None
@@ -264,7 +280,7 @@ class S3:
             args["Delimiter"] = delimiter
         if start_after:
             args["StartAfter"] = start_after
-        try:
+        with self._calls("list", bucket, prefix):
             for raw in self._raw_pages(args):
                 page = ListPage()
                 for item in raw.get("Contents", []):
@@ -273,10 +289,6 @@ class S3:
                     )
                 page.prefixes.extend(p["Prefix"] for p in raw.get("CommonPrefixes", []))
                 yield page
-        except ClientError as exc:
-            raise self._fail(exc, "list", bucket, prefix) from exc
-        except BotoCoreError as exc:
-            raise self._fail(exc, "list", bucket, prefix) from exc
 
     def _raw_pages(self, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """ListObjectsV2 pages, each from the fast transport when it answers, else from boto3 (its retries).

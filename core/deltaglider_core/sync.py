@@ -132,7 +132,7 @@ def _fetch(
             path.parent.mkdir(parents=True, exist_ok=True)
             result = store.get(bucket, obj.key, path)
         except DeltaGliderError as exc:
-            raise type(exc)(f"sync of s3://{bucket}/{obj.key} to {path} failed: {exc}") from exc
+            raise exc.with_message(f"sync of s3://{bucket}/{obj.key} to {path} failed: {exc}") from exc
         except OSError as exc:
             log.error("could not write s3://%s/%s to %s: %s", bucket, obj.key, path, exc)
             refused.append(f"s3://{bucket}/{obj.key}: could not write {path}: {exc}")

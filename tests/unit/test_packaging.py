@@ -41,3 +41,24 @@ def test_provider_import_makes_no_network_or_s3_calls() -> None:
         "print(get_provider_info()['package-name'])\n"
     )
     assert _run(code).splitlines()[-1] == "airflow-provider-deltaglider"
+
+
+def test_declared_dependencies_are_the_ones_the_product_imports() -> None:
+    import re
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!~ ;\[]", d, maxsplit=1)[0].lower() for d in declared}
+    module_of = {"apache-airflow": "airflow"}
+    source = "\n".join(
+        p.read_text()
+        for d in ("core/deltaglider_core", "airflow_provider_deltaglider")
+        for p in (root / d).rglob("*.py")
+    )
+    for name in names:
+        module = module_of.get(name, name.replace("-", "_"))
+        used = re.search(rf"^\s*(import|from) {module}\b", source, re.M) or f'find_spec("{module}")' in source
+        assert used, f"{name} is declared but the product never imports {module}"
