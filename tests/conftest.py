@@ -129,6 +129,16 @@ def moto_s3() -> Iterator[S3Env]:
         yield S3Env(client, bucket, None, "testing", "testing")
 
 
+@pytest.fixture
+def moto_conn(moto_s3: S3Env, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The id of an ``AIRFLOW_CONN_*`` connection (type deltaglider) to the test's moto S3, for DAG runs."""
+    from tests.airflow_runs import conn_env
+
+    name, value = conn_env("dg_moto", moto_s3)
+    monkeypatch.setenv(name, value)
+    return "dg_moto"
+
+
 @pytest.fixture(scope="session")
 def seaweed() -> Iterator[Any]:
     """One real SeaweedFS S3 server on loopback for the whole session."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deltaglider_core.errors import InvalidLocation
-from deltaglider_core.paths import inside
+from deltaglider_core.paths import inside, readable_file
 
 _GLOB_CHARS = set("*?[")
 
@@ -39,15 +39,6 @@ def glob_root(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def _explicit(pattern: str) -> Path:
-    path = Path(pattern)
-    if not path.is_file():
-        raise InvalidLocation(f"Local file {pattern!r} does not exist or is not a regular file: check the path.")
-    if not os.access(path, os.R_OK):
-        raise InvalidLocation(f"Local file {pattern!r} is not readable: check its permissions.")
-    return path
-
-
 def resolve_sources(
     source: str | Sequence[str], *, allow_empty: bool = False, keep_paths: bool = False, log: Any = None
 ) -> list[Source]:
@@ -56,7 +47,7 @@ def resolve_sources(
     found: dict[str, Source] = {}
     for pattern in patterns:
         if not _GLOB_CHARS & set(pattern):
-            path = _explicit(pattern)
+            path = readable_file(pattern)
             found.setdefault(os.path.abspath(path), Source(path, path.name))
             continue
         root = glob_root(pattern)

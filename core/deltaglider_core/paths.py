@@ -106,6 +106,16 @@ def plan_local_files(
     return planned, refused
 
 
+def readable_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it is a regular file this process may read; InvalidLocation naming it otherwise."""
+    source = Path(path)
+    if not source.is_file():
+        raise InvalidLocation(f"Local file {str(source)!r} does not exist or is not a regular file: check the path.")
+    if not os.access(source, os.R_OK):
+        raise InvalidLocation(f"Local file {str(source)!r} is not readable: check its permissions.")
+    return source
+
+
 def inside(root: Path, path: Path) -> bool:
     """True if ``path`` (symlinks resolved) lies inside ``root``."""
     real_root = Path(os.path.realpath(root))

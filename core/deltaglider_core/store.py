@@ -38,7 +38,7 @@ from .format import (
 )
 from .listing import info_from_head, iter_objects
 from .models import DeleteResult, GetResult, Kind, ObjectInfo, PutResult
-from .paths import new_file_mode
+from .paths import new_file_mode, readable_file
 from .policy import (
     DEFAULT_DELTA_EXTENSIONS,
     delta_is_poor,
@@ -128,7 +128,7 @@ class DeltaStore:
     def put(self, path: str | os.PathLike[str], bucket: str, key: str, *, max_ratio: float | None = None) -> PutResult:
         """Upload a local file as logical object ``key``: reference, delta or direct, as the policy says."""
         loc = validate_logical_key(bucket, key)
-        source = _readable_file(path)
+        source = readable_file(path)
         limit = validate_max_ratio(max_ratio) if max_ratio is not None else self.max_ratio
         self.s3.ensure_bucket(bucket)
         digest = digest_file(source)
@@ -395,15 +395,6 @@ class DeltaStore:
             if obj.kind == "delta" and (obj.ref_key or loc.reference_key) == ref_key:
                 return True
         return False
-
-
-def _readable_file(path: str | os.PathLike[str]) -> Path:
-    source = Path(path)
-    if not source.is_file():
-        raise InvalidLocation(f"Local file {str(source)!r} does not exist or is not a regular file: check the path.")
-    if not os.access(source, os.R_OK):
-        raise InvalidLocation(f"Local file {str(source)!r} is not readable: check its permissions.")
-    return source
 
 
 def _destination(dest: Path, name: str) -> Path:

@@ -18,17 +18,15 @@ from airflow_provider_deltaglider.operators.download import DeltaGliderDownloadO
 from airflow_provider_deltaglider.operators.migrate import DeltaGliderMigrateOperator
 from airflow_provider_deltaglider.operators.upload import DeltaGliderUploadOperator
 from airflow_provider_deltaglider.sensors.release import DeltaGliderReleaseSensor
-from tests.airflow_runs import conn_env, run_dag
+from tests.airflow_runs import run_dag
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 RETRY = {"retries": 2, "retry_delay": dt.timedelta(seconds=0)}
 
 
 @pytest.fixture
-def conn(moto_s3: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    name, value = conn_env("dg_conv", moto_s3)
-    monkeypatch.setenv(name, value)
-    return "dg_conv"
+def conn(moto_conn: str) -> str:
+    return moto_conn
 
 
 def test_connection_parameters_and_max_ratio_are_templated(moto_s3: Any, conn: str, builds: Any) -> None:

@@ -11,16 +11,14 @@ from deltaglider_core import DeltaStore
 
 from airflow_provider_deltaglider.sensors.release import DeltaGliderReleaseSensor
 from airflow_provider_deltaglider.triggers.release import DeltaGliderReleaseEventTrigger, DeltaGliderReleaseTrigger
-from tests.airflow_runs import conn_env, run_dag
+from tests.airflow_runs import run_dag
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture
-def conn(moto_s3: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    name, value = conn_env("dg_sensor", moto_s3)
-    monkeypatch.setenv(name, value)
-    return "dg_sensor"
+def conn(moto_conn: str) -> str:
+    return moto_conn
 
 
 def test_poke_reschedule_and_nothing_new(moto_s3: Any, conn: str, builds: Any) -> None:

@@ -10,16 +10,14 @@ import pytest
 from deltaglider_core import DeltaStore
 
 from airflow_provider_deltaglider.operators.upload import DeltaGliderUploadOperator
-from tests.airflow_runs import conn_env, run_dag
+from tests.airflow_runs import run_dag
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture
-def conn(moto_s3: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    name, value = conn_env("dg_up", moto_s3)
-    monkeypatch.setenv(name, value)
-    return "dg_up"
+def conn(moto_conn: str) -> str:
+    return moto_conn
 
 
 def _keys(env: Any, prefix: str) -> dict[str, str]:
