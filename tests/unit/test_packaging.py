@@ -62,3 +62,13 @@ def test_declared_dependencies_are_the_ones_the_product_imports() -> None:
         module = module_of.get(name, name.replace("-", "_"))
         used = re.search(rf"^\s*(import|from) {module}\b", source, re.M) or f'find_spec("{module}")' in source
         assert used, f"{name} is declared but the product never imports {module}"
+
+
+def test_readme_links_resolve_on_a_package_index() -> None:
+    """README.md is the package's long description: a relative link would point nowhere there."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    relative = re.findall(r"\]\((?!https?://)([^)]+)\)", readme)
+    assert relative == [], f"relative links in README.md: {relative}"
