@@ -428,4 +428,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/unit/test_local_targets.py",),
         "keys p/a and p/a/b write dest/a/a and re-transfer every run",
     ),
+    Mutation(
+        "sweep-removes-live-dirs",
+        "writes",
+        "core/deltaglider_core/scratch.py",
+        "        if pid == os.getpid() or owner_alive(pid, made):",
+        "        if pid == os.getpid():",
+        ("tests/unit/test_scratch.py",),
+        "the stale-dir sweep removes a live process's work dir (its decrypted references) under it",
+    ),
+    Mutation(
+        "store-close-keeps-work-dir",
+        "writes",
+        STORE,
+        "        atexit.unregister(self._cleanup)\n        self._cleanup()",
+        "        atexit.unregister(self._cleanup)",
+        ("tests/unit/test_lifecycle.py",),
+        "a closed store leaves its work dir (decrypted references) until the process exits",
+    ),
 )

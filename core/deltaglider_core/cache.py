@@ -24,6 +24,7 @@ from typing import BinaryIO, Protocol
 from cryptography.fernet import Fernet, InvalidToken
 
 from .errors import DeltaGliderError
+from .scratch import private_dir
 
 PLAIN_CHUNK = 4 << 20
 _LEN = struct.Struct(">I")
@@ -110,7 +111,7 @@ class FilesystemCache:
         self._lock = threading.Lock()
         self._cleanup: functools.partial[None] | None = None
         if directory is None:
-            self.directory = Path(tempfile.mkdtemp(prefix="deltaglider-cache-"))
+            self.directory = private_dir("cache")
             self._cleanup = functools.partial(shutil.rmtree, self.directory, True)
             atexit.register(self._cleanup)  # in case close() is never called
         else:

@@ -48,6 +48,7 @@ from .policy import (
 )
 from .references import Base, References, scratch_dir
 from .s3 import S3
+from .scratch import private_dir
 from .vcdiff import UnsupportedSecondary
 
 TOOL = f"deltaglider/airflow-provider-{__version__}"
@@ -95,8 +96,7 @@ class DeltaStore:
         )
         self.log = logger or logging.getLogger("deltaglider_core")
         self._owns_cache = cache is None or isinstance(cache, str)
-        self._work = Path(tempfile.mkdtemp(prefix="deltaglider-work-"))
-        os.chmod(self._work, 0o700)
+        self._work = private_dir("work")  # swept by a later process if this one is killed
         self._cleanup = functools.partial(shutil.rmtree, self._work, True)
         atexit.register(self._cleanup)  # in case close() is never called
         self.refs = References(self.s3, self.cache, TOOL, self._work)
