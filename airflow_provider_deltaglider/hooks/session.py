@@ -40,14 +40,12 @@ def s3_client(
         )
     if settings.aws_session_extras:
         names = ", ".join(settings.aws_session_extras)
-        where = (
-            AMAZON_EXTRA
-            if settings.conn_type == "aws"
-            else f"use a connection of type 'aws' for them (with {AMAZON_EXTRA})"
-        )
+        if settings.conn_type == "aws":
+            why = f"need the Amazon provider's session machinery, which is not installed: {AMAZON_EXTRA}"
+        else:
+            why = f"are honoured on connections of type 'aws' only: move them to one (with {AMAZON_EXTRA})"
         raise SettingsError(
-            f"Connection {settings.conn_id!r}: extra(s) {names} need the Amazon provider's session machinery, "
-            f"which is not installed: {where}. Nothing was sent with the worker's own identity."
+            f"Connection {settings.conn_id!r}: extra(s) {names} {why}. Nothing was sent with the worker's own identity."
         )
     import boto3
 

@@ -77,7 +77,7 @@ def test_aws_extras_are_refused_by_name_without_the_amazon_provider(monkeypatch:
 
 def test_deltaglider_connection_refuses_aws_only_extras(monkeypatch: pytest.MonkeyPatch) -> None:
     _conn(monkeypatch, "dg_role", "deltaglider", extra={"role_arn": ROLE})
-    with pytest.raises(SettingsError, match=r"extra\(s\) role_arn need .*use a connection of type 'aws'"):
+    with pytest.raises(SettingsError, match=r"extra\(s\) role_arn are honoured on connections of type 'aws' only"):
         DeltaGliderHook("dg_role").get_client()
 
 
