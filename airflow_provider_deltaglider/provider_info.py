@@ -86,6 +86,11 @@ CONN_FIELDS: dict[str, Any] = {
         "description": 'Other botocore Config arguments as a JSON object, e.g. {"s3": {"addressing_style": "path"}}.',
         "schema": {"type": ["string", "null"]},
     },
+    "allow_unconditional_writes": {
+        "label": "Allow servers without conditional writes",
+        "description": "Only for S3-compatible servers that ignore If-None-Match and one writer per prefix.",
+        "schema": {"type": ["boolean", "null"]},
+    },
     "bucket": {
         "label": "Bucket (Test button)",
         "description": "The bucket the connection's Test button checks with HeadBucket (optional).",

@@ -446,4 +446,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/unit/test_lifecycle.py",),
         "a closed store leaves its work dir (decrypted references) until the process exits",
     ),
+    Mutation(
+        "unconditional-server-accepted",
+        "writes",
+        REFS,
+        "        if self.s3.honours_if_none_match(bucket, probe):\n            return",
+        "        if True:\n            return",
+        (T_RACES,),
+        "a server that ignores If-None-Match gets references written anyway: concurrent first uploads lose files",
+    ),
 )

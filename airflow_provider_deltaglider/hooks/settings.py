@@ -57,6 +57,7 @@ class ConnectionSettings:
     client_config: dict[str, Any] = field(default_factory=dict)
     verify: bool | str | None = None
     aws_session_extras: tuple[str, ...] = ()
+    allow_unconditional_writes: bool = False
 
     @property
     def region_explicit(self) -> bool:
@@ -152,6 +153,7 @@ def settings_from_connection(
         conn_id=conn.conn_id,
         conn_type=str(getattr(conn, "conn_type", None) or "deltaglider"),
         verify=_verify(conn.conn_id, extra.get("verify")),
+        allow_unconditional_writes=str(extra.get("allow_unconditional_writes", "")).lower() in ("true", "1", "yes"),
         aws_session_extras=aws_only_extras(extra),
         access_key_id=conn.login or _first(extra, "aws_access_key_id"),
         secret_access_key=conn.password or _first(extra, "aws_secret_access_key"),

@@ -7,18 +7,21 @@ overwritten, and a writer that loses the race uses the winner's reference instea
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import tempfile
 import threading
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import ReferenceCache
 from .digest import FileDigest, sha256_file
-from .errors import IntegrityError, NotFound
+from .errors import IntegrityError, NotFound, StorageError
 from .format import (
     DELTA_SUFFIX,
+    INTERNAL_DIR,
     Location,
     base_generation,
     meta_get,
@@ -42,6 +45,7 @@ class Base:
 
 
 HOT_REFERENCES = 4
+log = logging.getLogger("deltaglider_core")
 
 
 class References:
@@ -53,8 +57,11 @@ class References:
     under a running encode.
     """
 
-    def __init__(self, s3: S3, cache: ReferenceCache, tool: str, work_dir: Path) -> None:
+    def __init__(
+        self, s3: S3, cache: ReferenceCache, tool: str, work_dir: Path, *, allow_unconditional_writes: bool = False
+    ) -> None:
         self.s3 = s3
+        self.allow_unconditional_writes = allow_unconditional_writes
         self.cache = cache
         self.tool = tool
         self._hot_dir = work_dir / "hot"
@@ -174,6 +181,7 @@ class References:
     def create(self, loc: Location, generation: int, path: Path, digest: FileDigest) -> Base | None:
         """Write ``path`` as reference ``generation``; None if another writer created it first."""
         key = loc.base_key(generation)
+        self._require_conditional_writes(loc.bucket)
         meta = reference_metadata(self.tool, loc.name, digest.sha256, digest.md5)
         if not self.s3.upload(path, loc.bucket, key, meta, if_none_match=True):
             return None
@@ -181,6 +189,26 @@ class References:
         head = self.s3.head(loc.bucket, key)  # the server's LastModified starts this base's history
         modified = head.last_modified if head is not None else None
         return Base(loc.bucket, key, generation, digest.sha256, digest.size, modified, loc.name)
+
+    def _require_conditional_writes(self, bucket: str) -> None:
+        """References rely on ``If-None-Match: *``: refuse (naming the gap and the setting) where it is ignored."""
+        probe = f"{INTERNAL_DIR}/probe/conditional-{uuid.uuid4().hex}"
+        if self.s3.honours_if_none_match(bucket, probe):
+            return
+        if self.allow_unconditional_writes:
+            log.warning(
+                "s3://%s ignores conditional writes (If-None-Match: *): references are written anyway because "
+                "allow_unconditional_writes is set; two first uploads into one prefix at once could lose files",
+                bucket,
+            )
+            return
+        raise StorageError(
+            f"s3://{bucket} ignores conditional writes (a second PUT with If-None-Match: * replaced the object "
+            "instead of failing), so two first uploads into one prefix at the same time could overwrite each "
+            "other's reference and lose files. Nothing was written. Use a server that honours conditional writes "
+            "(AWS S3, SeaweedFS, recent MinIO), or accept the risk with allow_unconditional_writes=True "
+            "(connection extra or DeltaStore argument) if only one task at a time writes to each prefix."
+        )
 
     def restore(self, bucket: str, key: str, path: Path, sha256: str, source_name: str | None) -> bool:
         """Put a reference back if it vanished (e.g. a concurrent delete); True if it had to."""

@@ -25,6 +25,7 @@ DEFAULT_PART_SIZE = 64 << 20
 FAST_GET_MAX = 4 << 20  # objects up to this size may be read in one exchange over the fast transport
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+_PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class S3:
         self.part_size = part_size
         self.page_size: int | None = None  # ListObjectsV2 MaxKeys (None: the server's default, 1,000 on S3)
         self._known_buckets: set[str] = set()
+        self._conditional: dict[str, bool] = {}
         self._fast: FastS3 | None = None
         self._fast_checked = False
 
@@ -175,6 +177,28 @@ class S3:
             last_modified=resp.get("LastModified"),
             etag=str(resp.get("ETag", "")).strip('"') or None,
         )
+
+    def honours_if_none_match(self, bucket: str, probe_key: str) -> bool:
+        """Whether the server refuses a second ``PutObject`` with ``If-None-Match: *`` on one key (probed once
+        per bucket with two tiny PUTs on ``probe_key``, which is then deleted; cached)."""
+        known = self._conditional.get(bucket)
+        if known is not None:
+            return known
+        with self._calls("probe conditional writes in", bucket, probe_key):
+            try:
+                self.client.put_object(Bucket=bucket, Key=probe_key, Body=b"first", IfNoneMatch="*")
+                try:
+                    self.client.put_object(Bucket=bucket, Key=probe_key, Body=b"second", IfNoneMatch="*")
+                    honoured = False
+                except ClientError as exc:
+                    if _code(exc) not in _PRECONDITION:
+                        raise
+                    honoured = True
+            finally:
+                with contextlib.suppress(ClientError, BotoCoreError):
+                    self.client.delete_object(Bucket=bucket, Key=probe_key)
+        self._conditional[bucket] = honoured
+        return honoured
 
     def download(
         self,
@@ -238,7 +262,7 @@ class S3:
                     with open(path, "rb") as body:
                         self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
         except StorageError as exc:
-            if if_none_match and exc.code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            if if_none_match and exc.code in _PRECONDITION:
                 return False  # the key exists: the conditional write was refused, as asked
             raise
         return True

@@ -57,7 +57,9 @@ TOOL = f"deltaglider/airflow-provider-{__version__}"
 class DeltaStore:
     """Delta-compressed artifact storage on S3, compatible with DeltaGlider 6 buckets.
 
-    ``s3_client`` is a boto3 S3 client. Everything else is optional; ``DG_MAX_RATIO``,
+    ``s3_client`` is a boto3 S3 client. References are created with conditional writes; the server's support
+    is probed once per bucket, and on a server that ignores them reference creation is refused unless
+    ``allow_unconditional_writes`` accepts the risk. Everything else is optional; ``DG_MAX_RATIO``,
     ``DG_CACHE_BACKEND``, ``DG_CACHE_MEMORY_SIZE_MB`` and ``DG_CACHE_ENCRYPTION_KEY`` fill in what the
     caller did not pass.
     """
@@ -73,6 +75,7 @@ class DeltaStore:
         cache_memory_size_mb: int | None = None,
         encryption_key: str | bytes | None = None,
         rebase: bool = True,
+        allow_unconditional_writes: bool = False,
         max_workers: int = 16,
         multipart_threshold: int | None = None,
         logger: logging.Logger | None = None,
@@ -99,7 +102,9 @@ class DeltaStore:
         self._work = private_dir("work")  # swept by a later process if this one is killed
         self._cleanup = functools.partial(shutil.rmtree, self._work, True)
         atexit.register(self._cleanup)  # in case close() is never called
-        self.refs = References(self.s3, self.cache, TOOL, self._work)
+        self.refs = References(
+            self.s3, self.cache, TOOL, self._work, allow_unconditional_writes=allow_unconditional_writes
+        )
         self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deltaglider-side")
         self._closed = False
 

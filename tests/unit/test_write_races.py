@@ -74,3 +74,49 @@ def test_losing_restore_does_not_lose_the_acknowledged_write(moto_s3: Any, build
     _, v1, _, _ = _restore_meets_a_new_first_upload(moto_s3, builds)
     got = DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "v1.zip")
     assert Path(got.path).read_bytes() == v1.read_bytes()
+
+
+def _ignoring_conditions(env: Any) -> Intercept:
+    """A client whose conditional PUTs reach the server without ``If-None-Match``: what a server or gateway
+    that ignores the header does with them."""
+    client = Intercept(env.client)
+    client.before("put_object", lambda params: params.pop("IfNoneMatch", None), times=None)
+    client.before("complete_multipart_upload", lambda params: params.pop("IfNoneMatch", None), times=None)
+    return client
+
+
+def test_server_that_ignores_conditional_writes_is_refused_clearly(moto_s3: Any, builds: Any) -> None:
+    from deltaglider_core.errors import StorageError
+
+    store = DeltaStore(_ignoring_conditions(moto_s3))
+    with pytest.raises(StorageError) as err:
+        store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    message = str(err.value)
+    assert message.startswith(f"s3://{moto_s3.bucket} ignores conditional writes")
+    assert "Nothing was written" in message and "allow_unconditional_writes=True" in message
+    listed = moto_s3.client.list_objects_v2(Bucket=moto_s3.bucket).get("Contents", [])
+    assert listed == []  # no reference, no delta, no probe left behind
+
+
+def test_accepting_the_risk_writes_and_the_probe_runs_once(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
+    client = _ignoring_conditions(moto_s3)
+    store = DeltaStore(client, allow_unconditional_writes=True)
+    for v in range(3):
+        store.put(builds(v), moto_s3.bucket, f"rel/app-1.0.{v}.zip")
+    probes = [p for name, p in client.calls if name == "put_object" and p["Key"].startswith(".deltaglider/probe/")]
+    assert len(probes) == 2  # two PUTs on one scratch key, once for the bucket
+    got = DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app-1.0.2.zip", tmp_path / "o.zip")
+    assert got.sha256 == _sha(builds(2))
+    keys = [o["Key"] for o in moto_s3.client.list_objects_v2(Bucket=moto_s3.bucket)["Contents"]]
+    assert not any(k.startswith(".deltaglider/") for k in keys)
+
+
+def test_honouring_server_is_probed_once_and_left_clean(moto_s3: Any, builds: Any) -> None:
+    client = Intercept(moto_s3.client)
+    store = DeltaStore(client)
+    store.put(builds(0), moto_s3.bucket, "a/app-1.0.0.zip")
+    store.put(builds(0), moto_s3.bucket, "b/app-1.0.0.zip")  # a second new prefix: no second probe
+    probes = [p for name, p in client.calls if name == "put_object" and p["Key"].startswith(".deltaglider/probe/")]
+    assert len(probes) == 2 and all(p["IfNoneMatch"] == "*" for p in probes)
+    keys = [o["Key"] for o in moto_s3.client.list_objects_v2(Bucket=moto_s3.bucket)["Contents"]]
+    assert sorted(keys) == ["a/app-1.0.0.zip.delta", "a/reference.bin", "b/app-1.0.0.zip.delta", "b/reference.bin"]
