@@ -132,6 +132,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_deltaglider.operators.sync",
                     "airflow_provider_deltaglider.operators.migrate",
                     "airflow_provider_deltaglider.operators.stats",
+                    "airflow_provider_deltaglider.operators.prune",
                 ],
             }
         ],

@@ -42,7 +42,9 @@ class Outcome:
 
 
 def _tracked_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout
+    # tracked files and new ones git does not ignore: the working tree as the next commit would have it
+    args = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True).stdout
     return [name for name in out.decode().split("\0") if name]
 
 
@@ -69,6 +71,8 @@ def _env(copy: Path) -> dict[str, str]:
 
 def run_one(copy: Path, mutation: Mutation) -> Outcome:
     path = copy / mutation.path
+    if not path.is_file():
+        return Outcome(mutation, "not-applied", 0.0, f"no file {mutation.path}")
     original = path.read_text()
     count = original.count(mutation.old)
     if count != 1:

@@ -103,14 +103,43 @@ MUTATIONS: tuple[Mutation, ...] = (
         "restoring a reference overwrites one another writer has just created",
     ),
     Mutation(
-        "delete-ignores-deltas-in-use",
+        "prune-ignores-named-references",
+        "writes",
+        "core/deltaglider_core/prune.py",
+        "        if ref.key in named:\n            continue",
+        "        if False:\n            continue",
+        (T_STORE, T_RACES),
+        "prune trashes a reference that stored deltas still need",
+    ),
+    Mutation(
+        "delete-removes-reference-inline",
         "writes",
         STORE,
-        '            if obj.kind == "delta" and (obj.ref_key or loc.reference_key) == ref_key:\n'
-        "                return True",
-        "            if False:\n                return True",
-        (T_STORE,),
-        "deleting one delta removes the reference other deltas still need",
+        "        self.s3.delete(bucket, info.stored_key)\n        return DeleteResult",
+        "        self.s3.delete(bucket, info.stored_key)\n"
+        '        if info.kind == "delta":\n'
+        "            self.s3.delete(bucket, info.ref_key or Location(bucket, key).reference_key)\n"
+        "        return DeleteResult",
+        (T_RACES,),
+        "delete removes the reference while a writer stores a delta against it",
+    ),
+    Mutation(
+        "prune-purges-what-a-delta-named",
+        "writes",
+        "core/deltaglider_core/prune.py",
+        "        if original in named:\n            restored.append(original)",
+        "        if False:\n            restored.append(original)",
+        (T_RACES,),
+        "a reference trashed while a writer raced prune is purged instead of restored",
+    ),
+    Mutation(
+        "no-trash-fallback-on-read",
+        "reads",
+        REFS,
+        "                head = self.s3.download(bucket, TRASH_PREFIX + key, dest)",
+        "                raise NotFound(key)",
+        (T_RACES,),
+        "a delta written against a reference prune just trashed cannot be read until the next prune",
     ),
     Mutation(
         "poor-delta-kept",

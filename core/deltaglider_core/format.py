@@ -21,6 +21,7 @@ REFERENCE_NAME = "reference.bin"
 DELTA_SUFFIX = ".delta"
 BASES_DIR = ".dg-bases"
 INTERNAL_DIR = ".deltaglider"
+TRASH_PREFIX = f"{INTERNAL_DIR}/trash/"  # references prune removed, kept a grace period (see prune.py)
 FORMAT_VERSION = "1"
 ZERO_DIFF_NOTE = "zero-diff (reference identical)"
 REFERENCE_NOTE = "reference"

@@ -22,6 +22,7 @@ from .errors import IntegrityError, NotFound, StorageError
 from .format import (
     DELTA_SUFFIX,
     INTERNAL_DIR,
+    TRASH_PREFIX,
     Location,
     base_generation,
     meta_get,
@@ -232,10 +233,14 @@ class References:
         try:
             head = self.s3.download(bucket, key, dest)
         except NotFound as exc:
-            raise NotFound(
-                f"Reference s3://{bucket}/{key} is missing, so files stored as deltas against it cannot be "
-                "reconstructed. Restore it from a backup or version history, or re-upload those files."
-            ) from exc
+            try:  # prune trashed it while a writer raced it; the next prune puts it back (prune.py)
+                head = self.s3.download(bucket, TRASH_PREFIX + key, dest)
+                log.warning("reference s3://%s/%s read from prune's trash; the next prune restores it", bucket, key)
+            except NotFound:
+                raise NotFound(
+                    f"Reference s3://{bucket}/{key} is missing, so files stored as deltas against it cannot be "
+                    "reconstructed. Restore it from a backup or version history, or re-upload those files."
+                ) from exc
         expected = sha256 or meta_get(head.metadata, "file-sha256")
         actual = sha256_file(dest)
         if expected is not None and actual != expected:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import datetime as _dt
 import functools
 import hashlib
 import logging
@@ -46,6 +47,7 @@ from .policy import (
     normalise_extensions,
     should_rebase,
 )
+from .prune import DEFAULT_GRACE, PruneReport, prune
 from .references import Base, References, scratch_dir
 from .s3 import S3
 from .scratch import private_dir
@@ -380,26 +382,22 @@ class DeltaStore:
 
     # ------------------------------------------------------------------ delete
     def delete(self, bucket: str, key: str) -> DeleteResult:
-        """Delete logical object ``key``; its reference goes too once no other delta points at it."""
+        """Delete logical object ``key``. Its reference stays, even if no delta names it any more: a writer may
+        be storing a delta against it at this moment. :func:`deltaglider_core.prune.prune` removes unneeded
+        references safely, a grace period later (docs/format.md, "Concurrency protocol")."""
         info = self.head(bucket, key)
         self.s3.delete(bucket, info.stored_key)
-        reference_deleted = False
-        deleted = [info.stored_key]
-        if info.kind == "delta":
-            loc = Location(bucket, key)
-            ref_key = info.ref_key or loc.reference_key
-            if not self._reference_in_use(loc, ref_key):
-                self.s3.delete(bucket, ref_key)
-                deleted.append(ref_key)
-                reference_deleted = True
-        return DeleteResult(bucket, key, tuple(deleted), reference_deleted)
+        return DeleteResult(bucket, key, (info.stored_key,), False)
 
-    def _reference_in_use(self, loc: Location, ref_key: str) -> bool:
-        """True if any delta of the deltaspace still names ``ref_key`` (under any metadata spelling)."""
-        for obj in iter_objects(self.s3, loc.bucket, loc.children_prefix, recursive=False):
-            if obj.kind == "delta" and (obj.ref_key or loc.reference_key) == ref_key:
-                return True
-        return False
+    def prune(
+        self, bucket: str, prefix: str = "", *, grace: _dt.timedelta | None = None, dry_run: bool = False
+    ) -> PruneReport:
+        """Remove references no delta names (older than ``grace``, default 24 h); see :mod:`.prune`."""
+        validate_bucket(bucket)
+        return prune(
+            self.s3, bucket, prefix, grace=DEFAULT_GRACE if grace is None else grace, dry_run=dry_run,
+            workers=self.max_workers,
+        )  # fmt: skip
 
 
 def _destination(dest: Path, name: str) -> Path:

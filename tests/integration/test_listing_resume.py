@@ -57,24 +57,23 @@ def test_a_failed_page_resumes_from_the_s3_token(seaweed_s3: Any) -> None:
         assert seen["declined"] == 1
 
 
-def test_delete_keeps_a_reference_named_by_a_delta_past_a_failed_page(
-    seaweed_s3: Any, builds: Any, tmp_path: Path
-) -> None:
-    """The deltaspace listing that decides whether a reference is still in use survives a failed page."""
+def test_prune_keeps_a_reference_named_past_a_failed_page(seaweed_s3: Any, builds: Any, tmp_path: Path) -> None:
+    """Prune's listing, which decides whether a reference is still named by a delta, survives a failed page:
+    the named reference stays, only the unnamed one is trashed, whatever page fails."""
+    import datetime as dt
+
     writer = DeltaStore(seaweed_s3.client)
     for v in range(3):
         writer.put(builds(v), seaweed_s3.bucket, f"rel/app-1.0.{v}.zip")
+    writer.put(builds(0, seed=5, name="gone"), seaweed_s3.bucket, "old/gone-1.0.0.zip")
+    writer.delete(seaweed_s3.bucket, "old/gone-1.0.0.zip")  # old/reference.bin is now named by nothing
     for i in range(1, 8):
         seaweed_s3.client.put_object(Bucket=seaweed_s3.bucket, Key=f"rel/aaa___{i}", Body=b"noise")
-    for position in (1, 2, 3):
-        deleter = DeltaStore(seaweed_s3.client)
-        deleter.s3.page_size = 2
-        _failing_on(deleter, position)
-        assert deleter._reference_in_use(
-            __import__("deltaglider_core.format").format.Location(seaweed_s3.bucket, "rel/app-1.0.0.zip"),
-            "rel/reference.bin",
-        )
-    result = writer.delete(seaweed_s3.bucket, "rel/app-1.0.0.zip")
-    assert not result.reference_deleted
+    for position in (1, 2, 3, 4):
+        pruner = DeltaStore(seaweed_s3.client)
+        pruner.s3.page_size = 2
+        _failing_on(pruner, position)
+        report = pruner.prune(seaweed_s3.bucket, grace=dt.timedelta(0), dry_run=True)
+        assert report.trashed == ("old/reference.bin",), f"fault on LIST request {position}"
     got = DeltaStore(seaweed_s3.client).get(seaweed_s3.bucket, "rel/app-1.0.2.zip", tmp_path / "o.zip")
     assert Path(got.path).read_bytes() == builds(2).read_bytes()

@@ -249,16 +249,33 @@ def test_listing_paginates_without_loss_or_repeat(moto_s3: Any, store: DeltaStor
     assert keys == [f"logs/{i:05d}.log" for i in range(2150)]
 
 
-def test_delete_removes_reference_only_with_last_delta(moto_s3: Any, store: DeltaStore, builds: Any) -> None:
+def test_delete_keeps_references_and_prune_removes_them_in_two_phases(
+    moto_s3: Any, store: DeltaStore, builds: Any
+) -> None:
+    import datetime as dt
+
     store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
     store.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip")
     first = store.delete(moto_s3.bucket, "rel/app-1.0.0.zip")
     assert first.deleted_keys == ("rel/app-1.0.0.zip.delta",) and not first.reference_deleted
+    named = store.prune(moto_s3.bucket, grace=dt.timedelta(0))  # app-1.0.1's delta still names it
+    assert (named.trashed, named.kept_recent) == ((), ())
+    assert _keys(moto_s3) == ["rel/app-1.0.1.zip.delta", "rel/reference.bin"]
     last = store.delete(moto_s3.bucket, "rel/app-1.0.1.zip")
-    assert last.deleted_keys == ("rel/app-1.0.1.zip.delta", "rel/reference.bin") and last.reference_deleted
-    assert _keys(moto_s3) == []
+    assert last.deleted_keys == ("rel/app-1.0.1.zip.delta",) and not last.reference_deleted
+    assert _keys(moto_s3) == ["rel/reference.bin"]  # a writer may be storing a delta against it right now
     with pytest.raises(NotFound):
         store.delete(moto_s3.bucket, "rel/app-1.0.1.zip")
+    young = store.prune(moto_s3.bucket)  # default grace 24 h: the reference is too young to touch
+    assert (young.trashed, young.kept_recent) == ((), ("rel/reference.bin",))
+    dry = store.prune(moto_s3.bucket, grace=dt.timedelta(0), dry_run=True)
+    assert dry.trashed == ("rel/reference.bin",) and _keys(moto_s3) == ["rel/reference.bin"]
+    trashed = store.prune(moto_s3.bucket, grace=dt.timedelta(0))
+    assert trashed.trashed == ("rel/reference.bin",)
+    assert _keys(moto_s3) == [".deltaglider/trash/rel/reference.bin"]
+    finished = store.prune(moto_s3.bucket, grace=dt.timedelta(0))
+    assert (finished.purged, finished.restored) == ((".deltaglider/trash/rel/reference.bin",), ())
+    assert _keys(moto_s3) == []
 
 
 def test_verify_checks_without_keeping_files(moto_s3: Any, store: DeltaStore, builds: Any) -> None:

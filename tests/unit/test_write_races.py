@@ -120,3 +120,50 @@ def test_honouring_server_is_probed_once_and_left_clean(moto_s3: Any, builds: An
     assert len(probes) == 2 and all(p["IfNoneMatch"] == "*" for p in probes)
     keys = [o["Key"] for o in moto_s3.client.list_objects_v2(Bucket=moto_s3.bucket)["Contents"]]
     assert sorted(keys) == ["a/app-1.0.0.zip.delta", "a/reference.bin", "b/app-1.0.0.zip.delta", "b/reference.bin"]
+
+
+def test_prune_racing_a_writer_loses_nothing(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
+    """The interleaving that loses data when a delete removes references inline: prune lists (no delta names
+    the reference), a writer stores a delta against it and checks it exists, then prune removes it. The delta
+    still reads (from the trash) and the next prune puts the reference back."""
+    import datetime as dt
+
+    v0, v1 = builds(0), builds(1)
+    seed = DeltaStore(moto_s3.client)
+    seed.put(v0, moto_s3.bucket, "rel/app-1.0.0.zip")
+    seed.delete(moto_s3.bucket, "rel/app-1.0.0.zip")  # the reference is now unnamed: a prune candidate
+    writer = DeltaStore(moto_s3.client)
+    pruning = Intercept(moto_s3.client)
+    acknowledged = []
+    pruning.before(
+        "delete_object",
+        lambda _: acknowledged.append(writer.put(v1, moto_s3.bucket, "rel/app-1.0.1.zip")),
+        Key="rel/reference.bin",
+    )
+    report = DeltaStore(pruning).prune(moto_s3.bucket, grace=dt.timedelta(0))
+    assert report.trashed == ("rel/reference.bin",) and acknowledged[0].kind == "delta"
+    keys = sorted(o["Key"] for o in moto_s3.client.list_objects_v2(Bucket=moto_s3.bucket)["Contents"])
+    assert keys == [".deltaglider/trash/rel/reference.bin", "rel/app-1.0.1.zip.delta"]  # the race happened
+    got = DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "a.zip")
+    assert Path(got.path).read_bytes() == v1.read_bytes()  # read through the trash copy
+    finish = DeltaStore(moto_s3.client).prune(moto_s3.bucket, grace=dt.timedelta(0))
+    assert finish.restored == ("rel/reference.bin",) and finish.purged == ()
+    keys = sorted(o["Key"] for o in moto_s3.client.list_objects_v2(Bucket=moto_s3.bucket)["Contents"])
+    assert keys == ["rel/app-1.0.1.zip.delta", "rel/reference.bin"]
+    again = DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "b.zip")
+    assert Path(again.path).read_bytes() == v1.read_bytes()
+
+
+def test_delete_racing_a_writer_in_the_issues_interleaving(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
+    """Issue #12's first case: delete's listing sees no delta needing the reference, and a writer that already
+    checked the reference stores a delta against it. delete() no longer removes references, so it reads."""
+    v0, v1 = builds(0), builds(1)
+    DeltaStore(moto_s3.client).put(v0, moto_s3.bucket, "rel/app-1.0.0.zip")
+    writer = DeltaStore(moto_s3.client)
+    deleting = Intercept(moto_s3.client)
+    deleting.after(
+        "delete_object", lambda _: writer.put(v1, moto_s3.bucket, "rel/app-1.0.1.zip"), Key="rel/app-1.0.0.zip.delta"
+    )
+    DeltaStore(deleting).delete(moto_s3.bucket, "rel/app-1.0.0.zip")
+    got = DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "o.zip")
+    assert Path(got.path).read_bytes() == v1.read_bytes()
