@@ -484,4 +484,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         (T_RACES,),
         "a server that ignores If-None-Match gets references written anyway: concurrent first uploads lose files",
     ),
+    Mutation(
+        "poisoned-prefix-stays-poisoned",
+        "writes",
+        STORE,
+        "        if self.rebase and reference_is_poor(base.size, digest.size, limit, good, poor):",
+        "        if False:",
+        (T_STORE,),
+        "an empty or unrelated first upload makes every later build be stored whole",
+    ),
 )

@@ -60,3 +60,23 @@ def should_rebase(history: BaseHistory, delta_size: int, file_size: int) -> bool
     rent = sum(size - fresh for size in history.delta_sizes) + (delta_size - fresh)
     price = file_size - delta_size
     return price > 0 and rent >= REBASE_THRESHOLD * price
+
+
+#: Archives stored whole because their delta was poor, against a reference no delta uses, before that
+#: reference is replaced (an unrelated first upload must not poison a prefix for good).
+POISONED_AFTER = 2
+
+
+def reference_is_poor(
+    reference_size: int, file_size: int, max_ratio: float, good_deltas: int, poor_uploads: int
+) -> bool:
+    """A reference that cannot serve its deltaspace, checked when a delta against it came out poor.
+
+    Far smaller than the file (an empty or tiny first upload), or used by no delta while archives keep
+    arriving whole (an unrelated first upload). Replacing it with this file costs nothing extra, as the file
+    would be stored whole anyway; a reference that serves deltas is kept, so one unrelated file never takes a
+    series' reference.
+    """
+    if reference_size < max_ratio * file_size:
+        return True
+    return good_deltas == 0 and poor_uploads + 1 >= POISONED_AFTER

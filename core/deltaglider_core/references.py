@@ -13,6 +13,7 @@ import tempfile
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,7 @@ class References:
         self._hot_lock = threading.Lock()
         self._newest: dict[tuple[str, str], Base] = {}  # (bucket, deltaspace prefix) -> newest reference
         self._ledgers: dict[tuple[str, str], list[int]] = {}  # (bucket, reference key) -> delta sizes
+        self._poor: dict[tuple[str, str], int] = {}  # (bucket, reference key) -> archives stored whole since
         self._state_lock = threading.Lock()
 
     def newest(self, loc: Location, *, fresh: bool = False) -> Base | None:
@@ -103,6 +105,29 @@ class References:
             with self._state_lock:
                 known = self._ledgers.setdefault(ident, seeded)
         return BaseHistory(tuple(known))
+
+    def poor_uploads(self, loc: Location, base: Base, eligible: Callable[[str], bool]) -> int:
+        """Archives stored whole (poor deltas) since ``base`` was created: seeded once from S3, then counted."""
+        ident = (loc.bucket, base.key)
+        with self._state_lock:
+            known = self._poor.get(ident)
+        if known is None:
+            seeded = sum(
+                1
+                for page in self.s3.pages(loc.bucket, loc.children_prefix, delimiter="/")
+                for obj in page.objects
+                if not obj.key.endswith(DELTA_SUFFIX)
+                and eligible(obj.key.rpartition("/")[2])
+                and (base.last_modified is None or obj.last_modified >= base.last_modified)
+            )
+            with self._state_lock:
+                known = self._poor.setdefault(ident, seeded)
+        return known
+
+    def note_poor(self, bucket: str, ref_key: str) -> None:
+        with self._state_lock:
+            if (bucket, ref_key) in self._poor:
+                self._poor[(bucket, ref_key)] += 1
 
     def record(self, bucket: str, ref_key: str, delta_size: int) -> None:
         """Add a delta just stored against ``ref_key`` to its ledger."""

@@ -45,6 +45,7 @@ from .policy import (
     delta_is_poor,
     is_delta_eligible,
     normalise_extensions,
+    reference_is_poor,
     should_rebase,
 )
 from .prune import DEFAULT_GRACE, PruneReport, prune
@@ -168,11 +169,7 @@ class DeltaStore:
         cmd = self.codec.encode(reference, source, delta)
         delta_size = delta.stat().st_size
         if delta_is_poor(delta_size, digest.size, limit):
-            self.log.info(
-                "delta for s3://%s/%s is %.1f%% of the file (max_ratio %.2f): storing it directly",
-                loc.bucket, loc.key, 100 * delta_size / digest.size, limit,
-            )  # fmt: skip
-            return self._put_direct(source, loc, digest, delta_ratio=delta_size / digest.size, replaces_delta=True)
+            return self._put_poor(source, loc, digest, base, delta_size, limit, scratch)
         if self.rebase and should_rebase(self.refs.ledger(loc, base), delta_size, digest.size):
             fresh = self.refs.create(loc, base.generation + 1, source, digest)
             if fresh is not None:
@@ -184,6 +181,29 @@ class DeltaStore:
         result = self._store_delta(source, loc, digest, base, reference, delta, cmd, None)
         self.refs.record(loc.bucket, base.key, result.stored_size)
         return result
+
+    def _put_poor(
+        self, source: Path, loc: Location, digest: FileDigest, base: Base, delta_size: int, limit: float, scratch: Path
+    ) -> PutResult:
+        """A delta over ``max_ratio``: the file is stored whole, as a fresh reference if the current one
+        cannot serve the deltaspace (see ``policy.reference_is_poor``), else directly."""
+        good = len(self.refs.ledger(loc, base).delta_sizes)
+        poor = self.refs.poor_uploads(loc, base, lambda name: is_delta_eligible(name, self.delta_extensions))
+        if self.rebase and reference_is_poor(base.size, digest.size, limit, good, poor):
+            fresh = self.refs.create(loc, base.generation + 1, source, digest)
+            if fresh is not None:
+                self.log.info(
+                    "reference s3://%s/%s serves no delta (%d poor upload(s), %d delta(s)): s3://%s/%s starts a "
+                    "fresh one", loc.bucket, base.key, poor + 1, good, loc.bucket, loc.key,
+                )  # fmt: skip
+                self.refs.remember(loc, fresh, created=True)
+                return self._put_zero_diff(source, loc, digest, fresh, scratch, rebased=True)
+        self.log.info(
+            "delta for s3://%s/%s is %.1f%% of the file (max_ratio %.2f): storing it directly",
+            loc.bucket, loc.key, 100 * delta_size / digest.size, limit,
+        )  # fmt: skip
+        self.refs.note_poor(loc.bucket, base.key)
+        return self._put_direct(source, loc, digest, delta_ratio=delta_size / digest.size, replaces_delta=True)
 
     def _require_base(self, loc: Location) -> Base:
         base = self.refs.newest(loc, fresh=True)

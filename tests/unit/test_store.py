@@ -494,3 +494,27 @@ def test_verified_only_when_a_hash_was_checked(
     assert got.verified is False
     assert f"s3://{moto_s3.bucket}/{key} has no recorded SHA-256 (dg-file-sha256)" in caplog.text
     assert DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app-1.0.0.zip", tmp_path / "v0.zip").verified
+
+
+@pytest.mark.parametrize("first", ["empty", "unrelated"])
+def test_a_poor_first_upload_does_not_poison_the_prefix(moto_s3: Any, builds: Any, tmp_path: Path, first: str) -> None:
+    """Each upload from a fresh store, as separate Airflow tasks do: an empty or unrelated first file is
+    replaced as the reference once it serves nothing, and the builds after it are small deltas again."""
+    poison = tmp_path / "app-0.0.0.zip"
+    if first == "empty":
+        poison.write_bytes(b"")
+    else:
+        poison.write_bytes(builds(0, seed=99, name="other").read_bytes())
+    versions = [builds(v) for v in range(4)]
+    kinds = [DeltaStore(moto_s3.client).put(poison, moto_s3.bucket, f"rel/{poison.name}").kind]
+    results = [DeltaStore(moto_s3.client).put(p, moto_s3.bucket, f"rel/{p.name}") for p in versions]
+    kinds += [r.kind for r in results]
+    if first == "empty":  # far smaller than the files: replaced at once
+        assert kinds == ["reference", "reference", "delta", "delta", "delta"]
+    else:  # the same size but unrelated: replaced by the second build it failed to serve
+        assert kinds == ["reference", "direct", "reference", "delta", "delta"]
+    assert results[-1].stored_size < versions[-1].stat().st_size // 4
+    reader = DeltaStore(moto_s3.client)
+    for path in [poison, *versions]:
+        got = reader.get(moto_s3.bucket, f"rel/{path.name}", tmp_path / "o.zip")
+        assert got.sha256 == _sha(path)
