@@ -518,3 +518,32 @@ def test_a_poor_first_upload_does_not_poison_the_prefix(moto_s3: Any, builds: An
     for path in [poison, *versions]:
         got = reader.get(moto_s3.bucket, f"rel/{path.name}", tmp_path / "o.zip")
         assert got.sha256 == _sha(path)
+
+
+def test_prune_removes_a_rebase_orphan_but_not_the_reference_in_use(
+    moto_s3: Any, store: DeltaStore, builds: Any, tmp_path: Path
+) -> None:
+    """Two migrations racing into one destination can each start a re-based reference; the loser's is named by
+    no delta (issue #12, case 6). Stats report it; prune removes it and keeps what deltas name."""
+    import datetime as dt
+
+    from deltaglider_core.stats import compute_stats
+
+    v0, v1 = builds(0), builds(1)
+    store.put(v0, moto_s3.bucket, "rel/app-1.0.0.zip")
+    store.put(v1, moto_s3.bucket, "rel/app-1.0.1.zip")
+    orphan = "rel/.dg-bases/0007/reference.bin"
+    ref = moto_s3.client.get_object(Bucket=moto_s3.bucket, Key="rel/reference.bin")
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=orphan, Body=ref["Body"].read(), Metadata=ref["Metadata"])
+    stats = compute_stats(store.s3, moto_s3.bucket)
+    assert [o.key for o in stats.orphaned_references or ()] == [orphan]
+    report = store.prune(moto_s3.bucket, grace=dt.timedelta(0))
+    assert report.trashed == (orphan,)
+    assert _keys(moto_s3) == [
+        f".deltaglider/trash/{orphan}",
+        "rel/app-1.0.0.zip.delta",
+        "rel/app-1.0.1.zip.delta",
+        "rel/reference.bin",
+    ]
+    got = DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "o.zip")
+    assert got.sha256 == _sha(v1)
