@@ -91,6 +91,11 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Only for S3-compatible servers that ignore If-None-Match and one writer per prefix.",
         "schema": {"type": ["boolean", "null"]},
     },
+    "fast_transport": {
+        "label": "Fast HEAD/LIST transport",
+        "description": "true (default): HEAD, LIST and small GETs skip botocore's overhead; false: all through boto3.",
+        "schema": {"type": ["boolean", "null"]},
+    },
     "bucket": {
         "label": "Bucket (Test button)",
         "description": "The bucket the connection's Test button checks with HeadBucket (optional).",

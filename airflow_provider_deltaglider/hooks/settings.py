@@ -58,6 +58,7 @@ class ConnectionSettings:
     verify: bool | str | None = None
     aws_session_extras: tuple[str, ...] = ()
     allow_unconditional_writes: bool = False
+    fast_transport: bool = True
 
     @property
     def region_explicit(self) -> bool:
@@ -154,6 +155,7 @@ def settings_from_connection(
         conn_type=str(getattr(conn, "conn_type", None) or "deltaglider"),
         verify=_verify(conn.conn_id, extra.get("verify")),
         allow_unconditional_writes=str(extra.get("allow_unconditional_writes", "")).lower() in ("true", "1", "yes"),
+        fast_transport=str(extra.get("fast_transport", "true")).lower() not in ("false", "0", "no", "off"),
         aws_session_extras=aws_only_extras(extra),
         access_key_id=conn.login or _first(extra, "aws_access_key_id"),
         secret_access_key=conn.password or _first(extra, "aws_secret_access_key"),

@@ -17,8 +17,10 @@ left to boto3 from then on.
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import email.utils
+import logging
 import os
 import ssl
 import threading
@@ -43,6 +45,7 @@ _LIST_PARAMS = {
     "MaxKeys": "max-keys",
 }
 _REFUSED = (301, 307, 400, 403)  # this bucket wants something the fast path does not do: leave it to boto3
+log = logging.getLogger("deltaglider_core.fast_http")
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class FastS3:
         self._pools: dict[tuple[str, int, bool], WirePool] = {}
         self._lock = threading.Lock()
         self.answered = 0  # requests answered here, not by boto3 (for tests and diagnostics)
+        self.declined: collections.Counter[str] = collections.Counter()  # reason -> requests left to boto3
 
     def _layout(self, bucket: str) -> _Layout | None:
         if bucket in self._layouts:
@@ -90,11 +94,18 @@ class FastS3:
             if parts.path.endswith("/k") and usable and parts.hostname:
                 port = parts.port or (443 if parts.scheme == "https" else 80)
                 layout = _Layout(parts.scheme, parts.hostname, port, parts.netloc, parts.path[:-1])
-        except Exception:  # noqa: BLE001 - cannot tell where this bucket lives: boto3 will
+        except Exception as exc:  # noqa: BLE001 - cannot tell where this bucket lives: boto3 will
+            self._decline(bucket, f"no URL layout ({type(exc).__name__}: {exc})")
             layout = None
         with self._lock:
             self._layouts[bucket] = layout
         return layout
+
+    def _decline(self, bucket: str, reason: str) -> None:
+        """Count and log (DEBUG) a request left to boto3, with its reason."""
+        with self._lock:
+            self.declined[reason] += 1
+        log.debug("fast transport: s3://%s left to boto3: %s", bucket, reason)
 
     def _refuse(self, bucket: str) -> None:
         with self._lock:
@@ -135,10 +146,14 @@ class FastS3:
             headers = self.signer.headers(method, layout.netloc, path, query)
             target = f"{path}?{query}" if query else path
             response = self._pool(layout).request(method, target, headers, max_body=max_body)
-        except Exception:  # noqa: BLE001 - any transport or signing problem: let boto3 (with its retries) answer
+        except Exception as exc:  # noqa: BLE001 - any transport or signing problem: let boto3 (with its retries) answer
+            self._decline(bucket, f"{method} failed: {type(exc).__name__}")
             return None
         if response.status in _REFUSED:
+            self._decline(bucket, f"{method} answered {response.status}: bucket left to boto3 from now on")
             self._refuse(bucket)
+        elif response.status not in (200, 404):
+            self._decline(bucket, f"{method} answered {response.status}")
         return response
 
     def head(self, bucket: str, key: str) -> tuple[bool, dict[str, Any] | None]:
@@ -234,6 +249,23 @@ def _parse_list(body: bytes) -> dict[str, Any]:
     }
 
 
+def _not_equivalent(client: Any, enabled: bool) -> str | None:
+    """Why the fast transport would not behave as the client's own, or None."""
+    if not enabled or os.environ.get("DG_FAST_HEAD", "1") == "0":
+        return "switched off (fast_transport extra or DG_FAST_HEAD=0)"
+    config = client.meta.config
+    if any(os.environ.get(v) for v in _PROXY_VARS) or getattr(config, "proxies", None):
+        return "a proxy is configured"
+    if getattr(config, "client_cert", None):
+        return "a client certificate is configured"
+    if getattr(config, "signature_version", None) not in (None, "s3v4", "v4"):
+        return f"signature_version={config.signature_version!r} (unsigned or SigV2 on purpose)"
+    endpoint = getattr(client.meta, "endpoint_url", "") or ""
+    if not endpoint.startswith(("http://", "https://")):
+        return f"endpoint {endpoint!r} is not http(s)"
+    return None
+
+
 def _credentials(client: Any) -> Callable[[], Credentials] | None:
     try:
         getter = getattr(client, "_get_credentials", None)
@@ -265,22 +297,17 @@ def _tls_factory(client: Any) -> Callable[[], ssl.SSLContext] | None:
     return lambda: ssl.create_default_context(cafile=ca_file)
 
 
-def make_fast(client: Any, size: int = 32) -> FastS3 | None:
-    """A FastS3 equivalent to the client's own transport, or None when it would not be equivalent."""
-    if os.environ.get("DG_FAST_HEAD", "1") == "0":
+def make_fast(client: Any, size: int = 32, *, enabled: bool = True) -> FastS3 | None:
+    """A FastS3 equivalent to the client's own transport, or None (the reason logged at DEBUG) when it would
+    not be equivalent or is switched off (``enabled=False``: the ``fast_transport`` connection extra)."""
+    reason = _not_equivalent(client, enabled)
+    if reason is not None:
+        log.debug("fast transport off: %s; every request goes through boto3", reason)
         return None
     config = client.meta.config
-    if any(os.environ.get(v) for v in _PROXY_VARS) or getattr(config, "proxies", None):
-        return None
-    if getattr(config, "client_cert", None):
-        return None
-    if getattr(config, "signature_version", None) not in (None, "s3v4", "v4"):
-        return None  # unsigned or SigV2 on purpose
-    endpoint = getattr(client.meta, "endpoint_url", "") or ""
-    if not endpoint.startswith(("http://", "https://")):
-        return None
     credentials = _credentials(client)
     if credentials is None:
+        log.debug("fast transport off: the client's credentials cannot be read; every request goes through boto3")
         return None
     region = client.meta.region_name or "us-east-1"
     return FastS3(

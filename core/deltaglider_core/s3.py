@@ -112,8 +112,10 @@ class S3:
         *,
         multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
         part_size: int = DEFAULT_PART_SIZE,
+        fast_transport: bool = True,
     ) -> None:
         self.client = client
+        self.fast_transport = fast_transport
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self.page_size: int | None = None  # ListObjectsV2 MaxKeys (None: the server's default, 1,000 on S3)
@@ -131,7 +133,7 @@ class S3:
     def fast(self) -> FastS3 | None:
         """The lighter transport for HEAD, LIST and small GETs (see fast_http), when equivalent to boto3's."""
         if not self._fast_checked:
-            self._fast = make_fast(self.client)
+            self._fast = make_fast(self.client, enabled=self.fast_transport)
             self._fast_checked = True
         return self._fast
 

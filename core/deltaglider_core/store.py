@@ -79,6 +79,7 @@ class DeltaStore:
         encryption_key: str | bytes | None = None,
         rebase: bool = True,
         allow_unconditional_writes: bool = False,
+        fast_transport: bool = True,
         max_workers: int = 16,
         multipart_threshold: int | None = None,
         logger: logging.Logger | None = None,
@@ -97,9 +98,8 @@ class DeltaStore:
         self.delta_extensions = normalise_extensions(exts)
         self.rebase = rebase
         self.max_workers = max_workers
-        self.s3 = (
-            S3(s3_client) if multipart_threshold is None else S3(s3_client, multipart_threshold=multipart_threshold)
-        )
+        sizes = {} if multipart_threshold is None else {"multipart_threshold": multipart_threshold}
+        self.s3 = S3(s3_client, fast_transport=fast_transport, **sizes)
         self.log = logger or logging.getLogger("deltaglider_core")
         self._owns_cache = cache is None or isinstance(cache, str)
         self._work = private_dir("work")  # swept by a later process if this one is killed

@@ -80,6 +80,7 @@ def test_wrong_credentials_fall_back_to_boto3_and_its_typed_error(filled: Any, s
         s3.head(filled.bucket, "plain.txt")
     assert s3.fast.answered == 0
     assert s3.fast._layouts[filled.bucket] is None  # refused once: this bucket is boto3's from now on
+    assert s3.fast.declined == {"HEAD answered 403: bucket left to boto3 from now on": 1}  # counted, logged
 
 
 def test_fallback_when_the_fast_transport_fails(filled: Any) -> None:
@@ -95,6 +96,25 @@ def test_fallback_when_the_fast_transport_fails(filled: Any) -> None:
     assert head is not None and head.size == len(b"plain.txt")
     assert sum(len(p.objects) for p in s3.pages(filled.bucket, "many/")) == 1200
     assert s3.fast.answered == 0
+    assert s3.fast.declined["HEAD failed: OSError"] == 1 and s3.fast.declined["GET failed: OSError"] == 2
+
+
+def test_fast_transport_can_be_switched_off_per_connection(
+    filled: Any, seaweed: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook
+
+    for conn_id, extra in [("dg_fast", {}), ("dg_slow", {"fast_transport": "false"})]:
+        payload = {"conn_type": "deltaglider", "login": seaweed.access_key, "password": seaweed.secret_key,
+                   "extra": {"endpoint_url": seaweed.endpoint_url, "region_name": "us-east-1", **extra}}  # fmt: skip
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(payload))
+    fast = DeltaGliderHook("dg_fast").get_store()
+    slow = DeltaGliderHook("dg_slow").get_store()
+    assert fast.s3.fast is not None and slow.s3.fast is None
+    assert fast.head(filled.bucket, "plain.txt").stored_size == slow.head(filled.bucket, "plain.txt").stored_size
+    assert fast.s3.fast.answered >= 1
 
 
 def test_small_downloads_come_over_the_fast_path(filled: Any, tmp_path: Any) -> None:
