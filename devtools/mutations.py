@@ -493,4 +493,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         (T_STORE,),
         "an empty or unrelated first upload makes every later build be stored whole",
     ),
+    Mutation(
+        "fast-breaker-never-opens",
+        "transport",
+        "core/deltaglider_core/fast_http.py",
+        "            if count >= BREAKER_FAILURES:\n                self._open_until[bucket]",
+        "            if False:\n                self._open_until[bucket]",
+        ("tests/integration/test_fast_http.py::test_a_stalling_endpoint_costs_at_most_three_timeouts",),
+        "a stalling endpoint makes every HEAD wait the full read timeout before boto3 answers",
+    ),
+    Mutation(
+        "slow-down-resent-at-once",
+        "transport",
+        "core/deltaglider_core/fast_http.py",
+        "            self.sleep(random.uniform(0, FIRST_RETRY_DELAY_S))",
+        "            pass",
+        ("tests/integration/test_fast_http.py::test_slow_down_is_not_resent_at_once",),
+        "a 503 SlowDown on the fast path is re-sent through boto3 at once, doubling the load",
+    ),
 )

@@ -22,8 +22,10 @@ import datetime as _dt
 import email.utils
 import logging
 import os
+import random
 import ssl
 import threading
+import time
 import urllib.parse
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
@@ -45,6 +47,9 @@ _LIST_PARAMS = {
     "MaxKeys": "max-keys",
 }
 _REFUSED = (301, 307, 400, 403)  # this bucket wants something the fast path does not do: leave it to boto3
+BREAKER_FAILURES = 3  # consecutive transport failures (resets, stalls, 5xx) that open a bucket's breaker
+BREAKER_COOL_DOWN_S = 300.0  # how long the bucket is then left to boto3 before the fast path is tried again
+FIRST_RETRY_DELAY_S = 1.0  # botocore's standard retry mode: the first retry waits up to 1 s (full jitter)
 log = logging.getLogger("deltaglider_core.fast_http")
 
 
@@ -82,8 +87,19 @@ class FastS3:
         self._lock = threading.Lock()
         self.answered = 0  # requests answered here, not by boto3 (for tests and diagnostics)
         self.declined: collections.Counter[str] = collections.Counter()  # reason -> requests left to boto3
+        self._failures: dict[str, int] = {}  # bucket -> consecutive transport failures
+        self._open_until: dict[str, float] = {}  # bucket -> monotonic time its breaker closes again
+        self.sleep = time.sleep  # replaceable in tests
 
     def _layout(self, bucket: str) -> _Layout | None:
+        with self._lock:
+            until = self._open_until.get(bucket)
+        if until is not None:
+            if time.monotonic() < until:
+                return None  # the breaker is open: boto3 answers for this bucket until it cools down
+            with self._lock:
+                self._open_until.pop(bucket, None)
+                self._failures.pop(bucket, None)
         if bucket in self._layouts:
             return self._layouts[bucket]
         layout = None
@@ -106,6 +122,17 @@ class FastS3:
         with self._lock:
             self.declined[reason] += 1
         log.debug("fast transport: s3://%s left to boto3: %s", bucket, reason)
+
+    def _failed(self, bucket: str) -> None:
+        """One more consecutive transport failure; the breaker opens at ``BREAKER_FAILURES``, so a stalling or
+        failing endpoint costs at most that many slow requests before boto3 answers alone for a while."""
+        with self._lock:
+            count = self._failures.get(bucket, 0) + 1
+            self._failures[bucket] = count
+            if count >= BREAKER_FAILURES:
+                self._open_until[bucket] = time.monotonic() + BREAKER_COOL_DOWN_S
+        if count >= BREAKER_FAILURES:
+            log.debug("fast transport: breaker open for s3://%s after %d failures in a row", bucket, count)
 
     def _refuse(self, bucket: str) -> None:
         with self._lock:
@@ -148,12 +175,22 @@ class FastS3:
             response = self._pool(layout).request(method, target, headers, max_body=max_body)
         except Exception as exc:  # noqa: BLE001 - any transport or signing problem: let boto3 (with its retries) answer
             self._decline(bucket, f"{method} failed: {type(exc).__name__}")
+            self._failed(bucket)
             return None
         if response.status in _REFUSED:
             self._decline(bucket, f"{method} answered {response.status}: bucket left to boto3 from now on")
             self._refuse(bucket)
+        elif response.status >= 500:
+            # The server asked for less (503 SlowDown) or failed: boto3's request is a retry, so it waits as
+            # the client's standard retry mode would before its first retry, never re-sending at once.
+            self._decline(bucket, f"{method} answered {response.status}")
+            self._failed(bucket)
+            self.sleep(random.uniform(0, FIRST_RETRY_DELAY_S))
         elif response.status not in (200, 404):
             self._decline(bucket, f"{method} answered {response.status}")
+        else:
+            with self._lock:
+                self._failures.pop(bucket, None)
         return response
 
     def head(self, bucket: str, key: str) -> tuple[bool, dict[str, Any] | None]:

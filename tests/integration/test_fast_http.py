@@ -135,3 +135,84 @@ def test_small_downloads_come_over_the_fast_path(filled: Any, tmp_path: Any) -> 
     assert s3.fast.answered == 1
     with pytest.raises(NotFound, match=rf"s3://{filled.bucket}/gone"):
         s3.download(filled.bucket, "gone", tmp_path / "gone", size_hint=1)
+
+
+class _Stub:
+    """A loopback HTTP endpoint that stalls (accepts, never answers) or answers every request with one status."""
+
+    def __init__(self, answer: bytes | None) -> None:
+        import socket
+        import threading
+
+        self.answer = answer
+        self.connections = 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.port = int(self.listener.getsockname()[1])
+        self.open: list[Any] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.open.append(conn)
+            if self.answer is not None:
+                conn.recv(65536)
+                conn.sendall(self.answer)
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.open:
+            conn.close()
+
+
+def _route_fast_path_to(s3: S3, bucket: str, stub: _Stub) -> None:
+    """Point only the fast transport at the stub; boto3 keeps talking to SeaweedFS."""
+    import dataclasses
+
+    fast = s3.fast
+    assert fast is not None
+    layout = fast._layout(bucket)
+    assert layout is not None
+    fast._layouts[bucket] = dataclasses.replace(layout, host="127.0.0.1", port=stub.port)
+
+
+def test_a_stalling_endpoint_costs_at_most_three_timeouts(filled: Any, seaweed: Any) -> None:
+    import time
+
+    s3 = S3(_client(seaweed.endpoint_url, seaweed.access_key, seaweed.secret_key, read_timeout=1, connect_timeout=1))
+    stub = _Stub(answer=None)
+    try:
+        _route_fast_path_to(s3, filled.bucket, stub)
+        started = time.monotonic()
+        heads = [s3.head(filled.bucket, "plain.txt") for _ in range(10)]
+        elapsed = time.monotonic() - started
+    finally:
+        stub.close()
+    assert all(h is not None and h.size == len(b"plain.txt") for h in heads)  # boto3 answered every one
+    assert stub.connections == 3  # the breaker opened after three stalls
+    assert elapsed < 3 * 1.0 + 3.0, elapsed  # not ten (or twenty) read timeouts
+    assert s3.fast is not None and s3.fast.declined["HEAD failed: TimeoutError"] == 3
+
+
+def test_slow_down_is_not_resent_at_once(filled: Any, seaweed: Any) -> None:
+    s3 = S3(_client(seaweed.endpoint_url, seaweed.access_key, seaweed.secret_key))
+    body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+    stub = _Stub(answer=b"HTTP/1.1 503 Slow Down\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    waits: list[float] = []
+    try:
+        _route_fast_path_to(s3, filled.bucket, stub)
+        assert s3.fast is not None
+        s3.fast.sleep = waits.append  # type: ignore[method-assign]
+        heads = [s3.head(filled.bucket, "plain.txt") for _ in range(5)]
+    finally:
+        stub.close()
+    assert all(h is not None for h in heads)
+    assert len(waits) == 3 and all(0 <= w <= 1.0 for w in waits)  # each 503 waited before boto3 retried
+    assert s3.fast.declined["HEAD answered 503"] == 3 and stub.connections >= 1
