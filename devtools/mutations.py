@@ -511,4 +511,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/integration/test_fast_http.py::test_slow_down_is_not_resent_at_once",),
         "a 503 SlowDown on the fast path is re-sent through boto3 at once, doubling the load",
     ),
+    Mutation(
+        "fast-layout-from-presign",
+        "transport",
+        "core/deltaglider_core/fast_http.py",
+        "            url = self._request_url(bucket)",
+        '            url = self.client.generate_presigned_url("head_object", Params={"Bucket": bucket, "Key": _PROBE_KEY})',
+        ("tests/unit/test_fast_layout.py",),
+        "the fast path sends eu-west-3/us-west-2/ap-southeast-2 requests to the global host (presigned URL)",
+    ),
 )

@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+
 from .sigv4 import Credentials, SigV4Signer, canonical_query, quote_path
 from .wire import WirePool
 
@@ -46,11 +48,19 @@ _LIST_PARAMS = {
     "ContinuationToken": "continuation-token",
     "MaxKeys": "max-keys",
 }
+_PROBE_KEY = "deltaglider-layout-probe"  # a HeadObject of this key is answered locally: see _request_url
 _REFUSED = (301, 307, 400, 403)  # this bucket wants something the fast path does not do: leave it to boto3
 BREAKER_FAILURES = 3  # consecutive transport failures (resets, stalls, 5xx) that open a bucket's breaker
 BREAKER_COOL_DOWN_S = 300.0  # how long the bucket is then left to boto3 before the fast path is tried again
 FIRST_RETRY_DELAY_S = 1.0  # botocore's standard retry mode: the first retry waits up to 1 s (full jitter)
 log = logging.getLogger("deltaglider_core.fast_http")
+
+
+class _EmptyBody:
+    """The raw body of the locally answered layout probe: nothing."""
+
+    def stream(self, **_: Any) -> Any:
+        return iter(())
 
 
 @dataclass(frozen=True)
@@ -104,18 +114,41 @@ class FastS3:
             return self._layouts[bucket]
         layout = None
         try:
-            url = self.client.generate_presigned_url("head_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=60)
+            url = self._request_url(bucket)
             parts = urllib.parse.urlsplit(url)
             usable = parts.scheme == "http" or (parts.scheme == "https" and self._tls_factory is not None)
-            if parts.path.endswith("/k") and usable and parts.hostname:
+            if parts.path.endswith("/" + _PROBE_KEY) and usable and parts.hostname:
                 port = parts.port or (443 if parts.scheme == "https" else 80)
-                layout = _Layout(parts.scheme, parts.hostname, port, parts.netloc, parts.path[:-1])
+                layout = _Layout(parts.scheme, parts.hostname, port, parts.netloc, parts.path[: -len(_PROBE_KEY)])
         except Exception as exc:  # noqa: BLE001 - cannot tell where this bucket lives: boto3 will
             self._decline(bucket, f"no URL layout ({type(exc).__name__}: {exc})")
             layout = None
         with self._lock:
             self._layouts[bucket] = layout
         return layout
+
+    def _request_url(self, bucket: str) -> str:
+        """The URL the client itself would send a HeadObject of this bucket to: built by the client's own
+        endpoint resolution (region, addressing style, FIPS/dual-stack), captured just before sending and
+        answered locally, so nothing leaves the process. (A presigned URL can name another host: botocore
+        presigns eu-west-3, us-west-2 and ap-southeast-2 buckets against the global endpoint.)"""
+        seen: list[str] = []
+
+        def capture(request: Any, **_: Any) -> Any:
+            if not request.url.split("?")[0].endswith("/" + _PROBE_KEY):
+                return None  # someone else's request on this shared client: let it go
+            seen.append(request.url)
+            return AWSResponse(request.url, 200, HTTPHeaders(), _EmptyBody())
+
+        events = self.client.meta.events
+        events.register_first("before-send.s3.HeadObject", capture, unique_id=f"dg-layout-{id(self)}")
+        try:
+            self.client.head_object(Bucket=bucket, Key=_PROBE_KEY)
+        finally:
+            events.unregister("before-send.s3.HeadObject", unique_id=f"dg-layout-{id(self)}")
+        if not seen:
+            raise RuntimeError("the client sent no HeadObject to capture")
+        return seen[0]
 
     def _decline(self, bucket: str, reason: str) -> None:
         """Count and log (DEBUG) a request left to boto3, with its reason."""
