@@ -516,7 +516,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "transport",
         "core/deltaglider_core/fast_http.py",
         "            url = self._request_url(bucket)",
-        '            url = self.client.generate_presigned_url("head_object", Params={"Bucket": bucket, "Key": _PROBE_KEY})',
+        "            url = self.client.generate_presigned_url("
+        '"head_object", Params={"Bucket": bucket, "Key": _PROBE_KEY})',
         ("tests/unit/test_fast_layout.py",),
         "the fast path sends eu-west-3/us-west-2/ap-southeast-2 requests to the global host (presigned URL)",
     ),
