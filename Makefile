@@ -9,7 +9,7 @@ OLDEST := .venv-oldest
 OLDEST_STAMP := $(OLDEST)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench mutate lint type venv clean
+.PHONY: demo test bench mutate stress lint type venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: $(STAMP) $(PEER_STAMP)
 # Not part of `make test`: breaks one behaviour at a time in a temp copy and reruns that area's tests.
 mutate: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python -m devtools.mutate
+
+# Not part of `make test`: races writers, deletes and prunes on SeaweedFS, 200 trials per scenario.
+stress: $(STAMP)
+	$(BIN)/python -m devtools.stress
 
 lint: $(STAMP)
 	$(BIN)/tox -e lint
