@@ -77,6 +77,11 @@ def split_url(url: str) -> tuple[str, str]:
     return parse_s3_url(url)
 
 
+def split_location(location: str) -> tuple[str, str]:
+    """A bucket-wide location: ``bucket`` or ``s3://bucket/prefix/`` -> (bucket, prefix)."""
+    return split_url(location if location.startswith("s3://") else f"s3://{location}")
+
+
 def ratio(value: float | str | None) -> float | None:
     """A ``max_ratio`` argument, which may arrive as a rendered template string."""
     if value is None or value == "":

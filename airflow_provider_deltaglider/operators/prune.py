@@ -6,7 +6,7 @@ import datetime as _dt
 from collections.abc import Sequence
 from typing import Any
 
-from .base import DeltaGliderBaseOperator, connection_template_fields, split_url, task_entry
+from .base import DeltaGliderBaseOperator, connection_template_fields, split_location, task_entry
 
 
 class DeltaGliderPruneOperator(DeltaGliderBaseOperator):
@@ -41,15 +41,12 @@ class DeltaGliderPruneOperator(DeltaGliderBaseOperator):
         self.grace_period = grace_period
         self.plan_only = dry_run  # not self.dry_run: that is BaseOperator.dry_run()
 
-    def _split(self) -> tuple[str, str]:
-        return split_url(self.location if self.location.startswith("s3://") else f"s3://{self.location}")
-
     def preflight_bucket(self) -> str | None:
-        return self._split()[0]
+        return split_location(self.location)[0]
 
     @task_entry
     def execute(self, context: Any) -> dict[str, Any]:
-        bucket, prefix = self._split()
+        bucket, prefix = split_location(self.location)
         report = self.hook.get_store().prune(bucket, prefix, grace=self.grace_period, dry_run=self.plan_only)
         self.log.info(
             "prune s3://%s/%s%s: %d reference(s) trashed, %d restored, %d purged, %d too recent",

@@ -9,7 +9,7 @@ from deltaglider_core.progress import Progress
 from deltaglider_core.report import render_table, write_reports
 from deltaglider_core.stats import compute_stats
 
-from .base import DeltaGliderBaseOperator, connection_template_fields, split_url, task_entry
+from .base import DeltaGliderBaseOperator, connection_template_fields, split_location, task_entry
 
 
 class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
@@ -44,15 +44,12 @@ class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
         self.kinds = kinds
         self.report_path = report_path
 
-    def _split(self) -> tuple[str, str]:
-        return split_url(self.location if self.location.startswith("s3://") else f"s3://{self.location}")
-
     def preflight_bucket(self) -> str | None:
-        return self._split()[0]
+        return split_location(self.location)[0]
 
     @task_entry
     def execute(self, context: Any) -> dict[str, Any]:
-        bucket, prefix = self._split()
+        bucket, prefix = split_location(self.location)
         store = self.hook.get_store()
         progress = Progress("stats", 0, None, self.log)  # the total is unknown until the listing ends
         stats = compute_stats(
