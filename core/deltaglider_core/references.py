@@ -236,12 +236,32 @@ class References:
             "(connection extra or DeltaStore argument) if only one task at a time writes to each prefix."
         )
 
-    def restore(self, bucket: str, key: str, path: Path, sha256: str, source_name: str | None) -> bool:
-        """Put a reference back if it vanished (e.g. a concurrent delete); True if it had to."""
-        if self.s3.head(bucket, key) is not None:
-            return False
-        meta = reference_metadata(self.tool, source_name or "", sha256, None)
-        return self.s3.upload(path, bucket, key, meta, if_none_match=True)
+    def restore(self, bucket: str, key: str, path: Path, sha256: str, source_name: str | None) -> str:
+        """Make sure reference ``key`` holds the bytes ``sha256`` a delta was just encoded against.
+
+        Returns ``"present"`` (it does), ``"restored"`` (it had vanished, e.g. a concurrent delete, and was put
+        back from ``path`` with a conditional write) or ``"replaced"`` (another writer created a different
+        reference at that key meanwhile: the delta must be encoded again against it).
+        """
+        head = self.s3.head(bucket, key)
+        if head is None:
+            meta = reference_metadata(self.tool, source_name or "", sha256, None)
+            if self.s3.upload(path, bucket, key, meta, if_none_match=True):
+                return "restored"
+            head = self.s3.head(bucket, key)  # someone else was faster: whose bytes are these?
+        if head is not None and meta_get(head.metadata, "file-sha256") not in (None, sha256):
+            self.forget(bucket, key)
+            return "replaced"
+        return "present"
+
+    def forget(self, bucket: str, ref_key: str) -> None:
+        """Drop what this store remembers about a reference that was replaced under it."""
+        with self._state_lock:
+            for ident, base in list(self._newest.items()):
+                if ident[0] == bucket and base.key == ref_key:
+                    del self._newest[ident]
+            self._ledgers.pop((bucket, ref_key), None)
+            self._poor.pop((bucket, ref_key), None)
 
     def materialise(self, bucket: str, key: str, sha256: str | None, dest: Path) -> str:
         """Write the verified plaintext of reference ``key`` to ``dest``; return its SHA-256.

@@ -27,7 +27,7 @@ from .config import (
     validate_max_ratio,
 )
 from .digest import FileDigest, digest_file, sha256_file
-from .errors import BucketNotFound, CodecError, IntegrityError, InvalidLocation, NotFound
+from .errors import BucketNotFound, CodecError, IntegrityError, InvalidLocation, NotFound, StorageError
 from .format import (
     ZERO_DIFF_NOTE,
     Location,
@@ -143,13 +143,31 @@ class DeltaStore:
         if not is_delta_eligible(loc.name, self.delta_extensions):
             result = self._put_direct(source, loc, digest)
         else:
-            with scratch_dir(self._work) as scratch:
-                result = self._put_archive(source, loc, digest, limit, Path(scratch))
+            result = self._put_archive_again_if_replaced(source, loc, digest, limit)
         self.log.info(
             "put s3://%s/%s kind=%s original=%d stored=%d ratio=%.4f",
             bucket, result.stored_key, result.kind, result.original_size, result.stored_size, result.ratio,
         )  # fmt: skip
         return result
+
+    def _put_archive_again_if_replaced(
+        self, source: Path, loc: Location, digest: FileDigest, limit: float
+    ) -> PutResult:
+        """Store an archive; if its reference was deleted and re-created with other bytes while the delta was
+        being written, encode again against the new one (the delta key is overwritten), at most 3 times."""
+        for attempt in range(3):
+            with scratch_dir(self._work) as scratch:
+                try:
+                    return self._put_archive(source, loc, digest, limit, Path(scratch))
+                except _ReferenceReplaced as replaced:
+                    self.log.warning(
+                        "reference s3://%s/%s was replaced while s3://%s/%s was stored against it: encoding again "
+                        "(attempt %d)", loc.bucket, replaced.key, loc.bucket, loc.key, attempt + 2,
+                    )  # fmt: skip
+        raise StorageError(
+            f"s3://{loc.bucket}/{loc.key}: its reference kept being replaced by other writers while it was stored "
+            "(3 attempts). Nothing was acknowledged; retry the upload."
+        )
 
     def _put_archive(self, source: Path, loc: Location, digest: FileDigest, limit: float, scratch: Path) -> PutResult:
         base = self.refs.newest(loc)
@@ -257,9 +275,12 @@ class DeltaStore:
         # Both after the write, side by side: drop an older direct copy of the same logical key, and make
         # sure the reference this delta needs still exists (a concurrent delete may have removed it).
         dropped = self._side.submit(self.s3.delete, loc.bucket, loc.key)
-        if self.refs.restore(loc.bucket, base.key, reference, base.sha256, base.source_name):
-            self.log.warning("reference s3://%s/%s vanished during the upload and was restored", loc.bucket, base.key)
+        state = self.refs.restore(loc.bucket, base.key, reference, base.sha256, base.source_name)
         dropped.result()
+        if state == "restored":
+            self.log.warning("reference s3://%s/%s vanished during the upload and was restored", loc.bucket, base.key)
+        elif state == "replaced":  # deleted and re-created by another writer: this delta no longer decodes
+            raise _ReferenceReplaced(base.key)
         return PutResult(
             bucket=loc.bucket,
             key=loc.key,
@@ -418,6 +439,14 @@ class DeltaStore:
             self.s3, bucket, prefix, grace=DEFAULT_GRACE if grace is None else grace, dry_run=dry_run,
             workers=self.max_workers,
         )  # fmt: skip
+
+
+class _ReferenceReplaced(Exception):
+    """Internal: the reference a delta was just written against was replaced by other bytes."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
 def _destination(dest: Path, name: str) -> Path:
