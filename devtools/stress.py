@@ -59,6 +59,14 @@ def _race(jobs: list[Callable[[], Any]]) -> list[Any]:
     return results
 
 
+def _outcome(result: Any, client: Any, bucket: str, key: str, original: Path, scratch: Path, tally: Tally) -> None:
+    """Count a write that failed loudly as refused; read back one that was acknowledged."""
+    if isinstance(result, DeltaGliderError):
+        tally.refused += 1
+    else:
+        _check(client, bucket, key, original, scratch, tally)
+
+
 def _check(client: Any, bucket: str, key: str, original: Path, scratch: Path, tally: Tally) -> None:
     tally.acknowledged += 1
     try:
@@ -78,10 +86,7 @@ def delete_vs_put(client: Any, bucket: str, trial: int, builds: list[Path], scra
         lambda: DeltaStore(client).delete(bucket, f"{prefix}/{builds[0].name}"),
         lambda: DeltaStore(client).put(builds[1], bucket, f"{prefix}/{builds[1].name}"),
     ])  # fmt: skip
-    if isinstance(results[1], DeltaGliderError):
-        tally.refused += 1
-    else:
-        _check(client, bucket, f"{prefix}/{builds[1].name}", builds[1], scratch, tally)
+    _outcome(results[1], client, bucket, f"{prefix}/{builds[1].name}", builds[1], scratch, tally)
 
 
 def prune_vs_put(client: Any, bucket: str, trial: int, builds: list[Path], scratch: Path, tally: Tally) -> None:
@@ -94,10 +99,7 @@ def prune_vs_put(client: Any, bucket: str, trial: int, builds: list[Path], scrat
         lambda: DeltaStore(client).put(builds[1], bucket, f"{prefix}/{builds[1].name}"),
     ])  # fmt: skip
     DeltaStore(client).prune(bucket, prefix, grace=dt.timedelta(0))  # the second phase, a "grace period" later
-    if isinstance(results[1], DeltaGliderError):
-        tally.refused += 1
-    else:
-        _check(client, bucket, f"{prefix}/{builds[1].name}", builds[1], scratch, tally)
+    _outcome(results[1], client, bucket, f"{prefix}/{builds[1].name}", builds[1], scratch, tally)
 
 
 def same_key(client: Any, bucket: str, trial: int, builds: list[Path], scratch: Path, tally: Tally) -> None:
@@ -134,10 +136,7 @@ def first_writers(
 
     results = _race([writer(p) for p in builds[:8]])
     for path, result in zip(builds[:8], results, strict=True):
-        if isinstance(result, DeltaGliderError):
-            tally.refused += 1
-        else:
-            _check(client, bucket, f"{prefix}/{path.name}", path, scratch, tally)
+        _outcome(result, client, bucket, f"{prefix}/{path.name}", path, scratch, tally)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,9 +60,17 @@ class References:
     """
 
     def __init__(
-        self, s3: S3, cache: ReferenceCache, tool: str, work_dir: Path, *, allow_unconditional_writes: bool = False
+        self,
+        s3: S3,
+        cache: ReferenceCache,
+        tool: str,
+        work_dir: Path,
+        *,
+        eligible: Callable[[str], bool] = lambda name: True,
+        allow_unconditional_writes: bool = False,
     ) -> None:
         self.s3 = s3
+        self.eligible = eligible  # which file names are archives (stored as deltas unless poor)
         self.allow_unconditional_writes = allow_unconditional_writes
         self.cache = cache
         self.tool = tool
@@ -94,35 +102,19 @@ class References:
                 self._newest[(loc.bucket, loc.prefix)] = base
             if created:
                 self._ledgers[(loc.bucket, base.key)] = []
+                self._poor[(loc.bucket, base.key)] = 0
 
     def ledger(self, loc: Location, base: Base) -> BaseHistory:
         """Delta sizes stored against ``base``: exact for what this store wrote, seeded once from S3."""
-        ident = (loc.bucket, base.key)
+        self._seed(loc, base)
         with self._state_lock:
-            known = self._ledgers.get(ident)
-        if known is None:
-            seeded = self.history(loc, base)
-            with self._state_lock:
-                known = self._ledgers.setdefault(ident, seeded)
-        return BaseHistory(tuple(known))
+            return BaseHistory(tuple(self._ledgers[(loc.bucket, base.key)]))
 
-    def poor_uploads(self, loc: Location, base: Base, eligible: Callable[[str], bool]) -> int:
+    def poor_uploads(self, loc: Location, base: Base) -> int:
         """Archives stored whole (poor deltas) since ``base`` was created: seeded once from S3, then counted."""
-        ident = (loc.bucket, base.key)
+        self._seed(loc, base)
         with self._state_lock:
-            known = self._poor.get(ident)
-        if known is None:
-            seeded = sum(
-                1
-                for page in self.s3.pages(loc.bucket, loc.children_prefix, delimiter="/")
-                for obj in page.objects
-                if not obj.key.endswith(DELTA_SUFFIX)
-                and eligible(obj.key.rpartition("/")[2])
-                and (base.last_modified is None or obj.last_modified >= base.last_modified)
-            )
-            with self._state_lock:
-                known = self._poor.setdefault(ident, seeded)
-        return known
+            return self._poor[(loc.bucket, base.key)]
 
     def note_poor(self, bucket: str, ref_key: str) -> None:
         with self._state_lock:
@@ -298,21 +290,33 @@ class References:
         self._keep_hot(actual, dest)
         return actual
 
-    def history(self, loc: Location, base: Base) -> list[int]:
-        """Sizes of deltas stored since ``base`` was created (its own zero-diff excluded), from one LIST.
+    def _seed(self, loc: Location, base: Base) -> None:
+        """Seed both per-reference counts from one LIST of the deltaspace, unless this store knows them: the
+        sizes of deltas stored since ``base`` was created (its own zero-diff excluded) and the number of
+        archives stored whole since then.
 
-        LastModified has one-second resolution, so deltas written in the same second as the base may be
-        counted; the store uses this only to seed its exact in-process ledger.
+        LastModified has one-second resolution, so objects written in the same second as the base may be
+        counted; the store uses these only to seed its exact in-process counts.
         """
+        ident = (loc.bucket, base.key)
+        with self._state_lock:
+            if ident in self._ledgers and ident in self._poor:
+                return
         own = f"{loc.sibling(base.source_name)}{DELTA_SUFFIX}" if base.source_name else None
-        sizes = []
+        sizes: list[int] = []
+        poor = 0
         for page in self.s3.pages(loc.bucket, loc.children_prefix, delimiter="/"):
             for obj in page.objects:
-                if not obj.key.endswith(DELTA_SUFFIX) or obj.key == own:
+                if base.last_modified is not None and obj.last_modified < base.last_modified:
                     continue
-                if base.last_modified is None or obj.last_modified >= base.last_modified:
-                    sizes.append(obj.size)
-        return sizes
+                if obj.key.endswith(DELTA_SUFFIX):
+                    if obj.key != own:
+                        sizes.append(obj.size)
+                elif self.eligible(obj.key.rpartition("/")[2]):
+                    poor += 1
+        with self._state_lock:
+            self._ledgers.setdefault(ident, sizes)
+            self._poor.setdefault(ident, poor)
 
 
 def scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:

@@ -106,7 +106,12 @@ class DeltaStore:
         self._cleanup = functools.partial(shutil.rmtree, self._work, True)
         atexit.register(self._cleanup)  # in case close() is never called
         self.refs = References(
-            self.s3, self.cache, TOOL, self._work, allow_unconditional_writes=allow_unconditional_writes
+            self.s3,
+            self.cache,
+            TOOL,
+            self._work,
+            eligible=lambda name: is_delta_eligible(name, self.delta_extensions),
+            allow_unconditional_writes=allow_unconditional_writes,
         )
         self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deltaglider-side")
         self._closed = False
@@ -206,7 +211,7 @@ class DeltaStore:
         """A delta over ``max_ratio``: the file is stored whole, as a fresh reference if the current one
         cannot serve the deltaspace (see ``policy.reference_is_poor``), else directly."""
         good = len(self.refs.ledger(loc, base).delta_sizes)
-        poor = self.refs.poor_uploads(loc, base, lambda name: is_delta_eligible(name, self.delta_extensions))
+        poor = self.refs.poor_uploads(loc, base)
         if self.rebase and reference_is_poor(base.size, digest.size, limit, good, poor):
             fresh = self.refs.create(loc, base.generation + 1, source, digest)
             if fresh is not None:
