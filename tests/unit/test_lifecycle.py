@@ -27,14 +27,16 @@ def _resources() -> tuple[int, int, int]:
 
 def test_store_close_releases_everything_it_opened(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
     before = _ours()
+    earlier = set(threading.enumerate())  # other tests' stores may still have side threads until collected
     with DeltaStore(moto_s3.client) as store:
         store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
         store.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip")
         opened = _ours() - before
         assert len(opened) == 2  # its private work dir and its own filesystem cache
-        assert any(t.name.startswith("deltaglider-side") for t in threading.enumerate())
+        mine = {t for t in set(threading.enumerate()) - earlier if t.name.startswith("deltaglider-side")}
+        assert mine
     assert _ours() == before
-    assert not any(t.name.startswith("deltaglider-side") for t in threading.enumerate())
+    assert not mine & set(threading.enumerate())  # this store's side threads are gone
     store.close()  # idempotent
     shared = DeltaStore(moto_s3.client, cache="memory")
     borrowed = DeltaStore(moto_s3.client, cache=shared.cache)
