@@ -79,8 +79,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "reference-create-unconditional",
         "writes",
         REFS,
-        "        if not self.s3.upload(path, loc.bucket, key, meta, if_none_match=True):",
-        "        if not self.s3.upload(path, loc.bucket, key, meta, if_none_match=False):",
+        "        if self.s3.upload(path, loc.bucket, key, meta, if_none_match=True) is None:",
+        "        if self.s3.upload(path, loc.bucket, key, meta, if_none_match=False) is None:",
         (T_STORE,),
         "a second first-upload overwrites reference.bin that earlier deltas need",
     ),
@@ -97,8 +97,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "restore-overwrites",
         "writes",
         REFS,
-        "            if self.s3.upload(path, bucket, key, meta, if_none_match=True):",
-        "            if self.s3.upload(path, bucket, key, meta, if_none_match=False):",
+        "            if self.s3.upload(path, bucket, key, meta, if_none_match=True) is not None:",
+        "            if self.s3.upload(path, bucket, key, meta, if_none_match=False) is not None:",
         (T_RACES,),
         "restoring a reference overwrites one another writer has just created",
     ),
@@ -163,10 +163,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         "direct-copy-not-dropped",
         "writes",
         STORE,
-        "        dropped = self._side.submit(self.s3.delete, loc.bucket, loc.key)",
-        "        dropped = self._side.submit(lambda *a: None, loc.bucket, loc.key)",
-        (T_STORE,),
-        "re-uploading a key as a delta leaves the older direct copy shadowing it",
+        "        dropped = self._side.submit(self.forms.after, loc.bucket, whole)",
+        "        dropped = self._side.submit(lambda *a: None, loc.bucket, whole)",
+        (T_STORE, "tests/unit/test_same_key_writers.py"),
+        "re-uploading a key as a delta leaves the older direct copy beside it (listed twice, space wasted)",
     ),
     # ---------------------------------------------------------------- configuration plumbing
     Mutation(
@@ -529,5 +529,37 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        elif False:",
         (T_RACES,),
         "a delta written against a reference that was re-created with other bytes is acknowledged unreadable",
+    ),
+    # ---------------------------------------------------------------- same-key writers (forms.py)
+    Mutation(
+        "form-delete-unconditional",
+        "writes",
+        "core/deltaglider_core/s3.py",
+        "                self.client.delete_object(Bucket=bucket, Key=key, IfMatch=quoted)",
+        "                self.client.delete_object(Bucket=bucket, Key=key)",
+        ("tests/unit/test_same_key_writers.py",),
+        "a writer deletes the key's other form even when a concurrent write replaced the version it saw",
+    ),
+    Mutation(
+        "whole-writer-looks-after-its-put",
+        "writes",
+        STORE,
+        "        delta = seen.delta.result()  # raises, before anything is written, where the delta cannot go safely\n"
+        "        self.s3.upload(source, loc.bucket, loc.key, meta)\n",
+        "        self.s3.upload(source, loc.bucket, loc.key, meta)\n"
+        "        delta = self.forms.before(loc.bucket, loc.delta_key, shadows=True)\n",
+        ("tests/unit/test_same_key_writers.py",),
+        "a whole writer deletes a delta written concurrently (noted after its own PUT): both forms can vanish",
+    ),
+    Mutation(
+        "probe-trusts-any-delete",
+        "writes",
+        "core/deltaglider_core/s3.py",
+        "                    self.client.delete_object(Bucket=bucket, Key=probe_key, IfMatch=first)\n"
+        "                    honoured = False\n",
+        "                    self.client.delete_object(Bucket=bucket, Key=probe_key, IfMatch=first)\n"
+        "                    honoured = True\n",
+        ("tests/unit/test_same_key_writers.py",),
+        "a server that ignores If-Match on DELETE is taken for one that honours it",
     ),
 )

@@ -201,7 +201,7 @@ class References:
         key = loc.base_key(generation)
         self._require_conditional_writes(loc.bucket)
         meta = reference_metadata(self.tool, loc.name, digest.sha256, digest.md5)
-        if not self.s3.upload(path, loc.bucket, key, meta, if_none_match=True):
+        if self.s3.upload(path, loc.bucket, key, meta, if_none_match=True) is None:
             return None
         self.cache.store(digest.sha256, path)  # not kept hot: ``path`` is the caller's file, never linked
         head = self.s3.head(loc.bucket, key)  # the server's LastModified starts this base's history
@@ -238,7 +238,7 @@ class References:
         head = self.s3.head(bucket, key)
         if head is None:
             meta = reference_metadata(self.tool, source_name or "", sha256, None)
-            if self.s3.upload(path, bucket, key, meta, if_none_match=True):
+            if self.s3.upload(path, bucket, key, meta, if_none_match=True) is not None:
                 return "restored"
             head = self.s3.head(bucket, key)  # someone else was faster: whose bytes are these?
         if head is not None and meta_get(head.metadata, "file-sha256") not in (None, sha256):

@@ -121,6 +121,7 @@ class S3:
         self.page_size: int | None = None  # ListObjectsV2 MaxKeys (None: the server's default, 1,000 on S3)
         self._known_buckets: set[str] = set()
         self._conditional: dict[str, bool] = {}
+        self._conditional_delete: dict[str, bool] = {}
         self._fast: FastS3 | None = None
         self._fast_checked = False
 
@@ -203,6 +204,42 @@ class S3:
         self._conditional[bucket] = honoured
         return honoured
 
+    def honours_if_match_delete(self, bucket: str, probe_key: str) -> bool:
+        """Whether the server refuses ``DeleteObject`` with ``If-Match`` naming an ETag the object no longer has
+        (probed once per bucket: two tiny PUTs on ``probe_key``, a delete naming the first one's ETag, which
+        must fail and leave the object; the key is then deleted; cached)."""
+        known = self._conditional_delete.get(bucket)
+        if known is not None:
+            return known
+        with self._calls("probe conditional deletes in", bucket, probe_key):
+            try:
+                first = self.client.put_object(Bucket=bucket, Key=probe_key, Body=b"first")["ETag"]
+                self.client.put_object(Bucket=bucket, Key=probe_key, Body=b"second!")
+                try:
+                    self.client.delete_object(Bucket=bucket, Key=probe_key, IfMatch=first)
+                    honoured = False
+                except ClientError as exc:
+                    if _code(exc) not in _PRECONDITION:
+                        raise
+                    honoured = self.head(bucket, probe_key) is not None
+            finally:
+                with contextlib.suppress(ClientError, BotoCoreError):
+                    self.client.delete_object(Bucket=bucket, Key=probe_key)
+        self._conditional_delete[bucket] = honoured
+        return honoured
+
+    def delete_if_match(self, bucket: str, key: str, etag: str) -> bool:
+        """Delete ``key`` only while its ETag is still ``etag``; False when it changed or is gone."""
+        quoted = etag if etag.startswith('"') else f'"{etag}"'
+        try:
+            with self._calls("delete", bucket, key):
+                self.client.delete_object(Bucket=bucket, Key=key, IfMatch=quoted)
+        except StorageError as exc:
+            if exc.code in _PRECONDITION or (isinstance(exc, NotFound) and not isinstance(exc, BucketNotFound)):
+                return False
+            raise
+        return True
+
     def download(
         self,
         bucket: str,
@@ -252,25 +289,26 @@ class S3:
         *,
         if_none_match: bool = False,
         content_type: str = "application/octet-stream",
-    ) -> bool:
-        """Upload a file. With ``if_none_match``, return False (and write nothing) if the key exists."""
+    ) -> str | None:
+        """Upload a file and return the new object's ETag ("" if the server sent none). With ``if_none_match``,
+        return None (and write nothing) if the key exists."""
         extra: dict[str, Any] = {"Metadata": dict(metadata), "ContentType": content_type}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
         try:
             with self._calls("upload", bucket, key):
                 if os.path.getsize(path) > self.multipart_threshold:
-                    self._multipart(path, bucket, key, extra)
+                    resp = self._multipart(path, bucket, key, extra)
                 else:
                     with open(path, "rb") as body:
-                        self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+                        resp = self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
         except StorageError as exc:
             if if_none_match and exc.code in _PRECONDITION:
-                return False  # the key exists: the conditional write was refused, as asked
+                return None  # the key exists: the conditional write was refused, as asked
             raise
-        return True
+        return str(resp.get("ETag", "")).strip('"')
 
-    def _multipart(self, path: Path, bucket: str, key: str, extra: dict[str, Any]) -> None:
+    def _multipart(self, path: Path, bucket: str, key: str, extra: dict[str, Any]) -> dict[str, Any]:
         complete_args = {"IfNoneMatch": extra.pop("IfNoneMatch")} if "IfNoneMatch" in extra else {}
         upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
         try:
@@ -283,9 +321,10 @@ class S3:
                     )
                     parts.append({"PartNumber": number, "ETag": resp["ETag"]})
                     number += 1
-            self.client.complete_multipart_upload(
+            done: dict[str, Any] = self.client.complete_multipart_upload(
                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **complete_args
             )
+            return done
         except BaseException:
             # The original error is what the caller needs; lifecycle rules reap a failed abort.
             with contextlib.suppress(ClientError, BotoCoreError):

@@ -11,8 +11,8 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from .format import (
     validate_bucket,
     validate_logical_key,
 )
+from .forms import Forms, Seen
 from .listing import info_from_head, iter_objects
 from .models import DeleteResult, GetResult, Kind, ObjectInfo, PutResult
 from .paths import new_file_mode, readable_file
@@ -113,7 +114,8 @@ class DeltaStore:
             eligible=lambda name: is_delta_eligible(name, self.delta_extensions),
             allow_unconditional_writes=allow_unconditional_writes,
         )
-        self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deltaglider-side")
+        self.forms = Forms(self.s3, allow_unconditional_writes=allow_unconditional_writes)
+        self._side = ThreadPoolExecutor(max_workers=max(2, max_workers), thread_name_prefix="deltaglider-side")
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -144,11 +146,17 @@ class DeltaStore:
         source = readable_file(path)
         limit = validate_max_ratio(max_ratio) if max_ratio is not None else self.max_ratio
         self.s3.ensure_bucket(bucket)
+        # The key's other form is noted before anything is written, while the file is hashed (forms.py).
+        eligible = is_delta_eligible(loc.name, self.delta_extensions)
+        seen = _Seen(
+            whole=self._side.submit(self.forms.before, bucket, loc.key, shadows=False) if eligible else None,
+            delta=self._side.submit(self.forms.before, bucket, loc.delta_key, shadows=True),
+        )
         digest = digest_file(source)
-        if not is_delta_eligible(loc.name, self.delta_extensions):
-            result = self._put_direct(source, loc, digest)
+        if not eligible:
+            result = self._put_direct(source, loc, digest, seen)
         else:
-            result = self._put_archive_again_if_replaced(source, loc, digest, limit)
+            result = self._put_archive_again_if_replaced(source, loc, digest, limit, seen)
         self.log.info(
             "put s3://%s/%s kind=%s original=%d stored=%d ratio=%.4f",
             bucket, result.stored_key, result.kind, result.original_size, result.stored_size, result.ratio,
@@ -156,14 +164,14 @@ class DeltaStore:
         return result
 
     def _put_archive_again_if_replaced(
-        self, source: Path, loc: Location, digest: FileDigest, limit: float
+        self, source: Path, loc: Location, digest: FileDigest, limit: float, seen: _Seen
     ) -> PutResult:
         """Store an archive; if its reference was deleted and re-created with other bytes while the delta was
         being written, encode again against the new one (the delta key is overwritten), at most 3 times."""
         for attempt in range(3):
             with scratch_dir(self._work) as scratch:
                 try:
-                    return self._put_archive(source, loc, digest, limit, Path(scratch))
+                    return self._put_archive(source, loc, digest, limit, Path(scratch), seen)
                 except _ReferenceReplaced as replaced:
                     self.log.warning(
                         "reference s3://%s/%s was replaced while s3://%s/%s was stored against it: encoding again "
@@ -174,13 +182,15 @@ class DeltaStore:
             "(3 attempts). Nothing was acknowledged; retry the upload."
         )
 
-    def _put_archive(self, source: Path, loc: Location, digest: FileDigest, limit: float, scratch: Path) -> PutResult:
+    def _put_archive(
+        self, source: Path, loc: Location, digest: FileDigest, limit: float, scratch: Path, seen: _Seen
+    ) -> PutResult:
         base = self.refs.newest(loc)
         if base is None:
             created = self.refs.create(loc, 0, source, digest)
             if created is not None:
                 self.refs.remember(loc, created, created=True)
-                return self._put_zero_diff(source, loc, digest, created, scratch, rebased=False)
+                return self._put_zero_diff(source, loc, digest, created, scratch, seen, rebased=False)
             base = self._require_base(loc)  # lost the race: encode against the winner's reference
         reference = scratch / "reference"
         delta = scratch / "delta"
@@ -192,21 +202,29 @@ class DeltaStore:
         cmd = self.codec.encode(reference, source, delta)
         delta_size = delta.stat().st_size
         if delta_is_poor(delta_size, digest.size, limit):
-            return self._put_poor(source, loc, digest, base, delta_size, limit, scratch)
+            return self._put_poor(source, loc, digest, base, delta_size, limit, scratch, seen)
         if self.rebase and should_rebase(self.refs.ledger(loc, base), delta_size, digest.size):
             fresh = self.refs.create(loc, base.generation + 1, source, digest)
             if fresh is not None:
                 self.refs.remember(loc, fresh, created=True)
-                return self._put_zero_diff(source, loc, digest, fresh, scratch, rebased=True)
+                return self._put_zero_diff(source, loc, digest, fresh, scratch, seen, rebased=True)
             base = self._require_base(loc)
             self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
             cmd = self.codec.encode(reference, source, delta)
-        result = self._store_delta(source, loc, digest, base, reference, delta, cmd, None)
+        result = self._store_delta(source, loc, digest, base, reference, delta, cmd, None, seen)
         self.refs.record(loc.bucket, base.key, result.stored_size)
         return result
 
     def _put_poor(
-        self, source: Path, loc: Location, digest: FileDigest, base: Base, delta_size: int, limit: float, scratch: Path
+        self,
+        source: Path,
+        loc: Location,
+        digest: FileDigest,
+        base: Base,
+        delta_size: int,
+        limit: float,
+        scratch: Path,
+        seen: _Seen,
     ) -> PutResult:
         """A delta over ``max_ratio``: the file is stored whole, as a fresh reference if the current one
         cannot serve the deltaspace (see ``policy.reference_is_poor``), else directly."""
@@ -220,13 +238,13 @@ class DeltaStore:
                     "fresh one", loc.bucket, base.key, poor + 1, good, loc.bucket, loc.key,
                 )  # fmt: skip
                 self.refs.remember(loc, fresh, created=True)
-                return self._put_zero_diff(source, loc, digest, fresh, scratch, rebased=True)
+                return self._put_zero_diff(source, loc, digest, fresh, scratch, seen, rebased=True)
         self.log.info(
             "delta for s3://%s/%s is %.1f%% of the file (max_ratio %.2f): storing it directly",
             loc.bucket, loc.key, 100 * delta_size / digest.size, limit,
         )  # fmt: skip
         self.refs.note_poor(loc.bucket, base.key)
-        return self._put_direct(source, loc, digest, delta_ratio=delta_size / digest.size, replaces_delta=True)
+        return self._put_direct(source, loc, digest, seen, delta_ratio=delta_size / digest.size)
 
     def _require_base(self, loc: Location) -> Base:
         base = self.refs.newest(loc, fresh=True)
@@ -238,11 +256,11 @@ class DeltaStore:
         return base
 
     def _put_zero_diff(
-        self, source: Path, loc: Location, digest: FileDigest, base: Base, scratch: Path, *, rebased: bool
+        self, source: Path, loc: Location, digest: FileDigest, base: Base, scratch: Path, seen: _Seen, *, rebased: bool
     ) -> PutResult:
         delta = scratch / "delta"
         cmd = self.codec.encode(source, source, delta)
-        result = self._store_delta(source, loc, digest, base, source, delta, cmd, ZERO_DIFF_NOTE)
+        result = self._store_delta(source, loc, digest, base, source, delta, cmd, ZERO_DIFF_NOTE, seen)
         return replace(
             result,
             kind="reference",
@@ -261,8 +279,9 @@ class DeltaStore:
         delta: Path,
         cmd: str,
         note: str | None,
+        seen: _Seen,
     ) -> PutResult:
-        """Write the delta object, remove any plain copy of the same key, make sure the reference exists."""
+        """Write the delta object, remove the whole copy of the key seen before, make sure the reference exists."""
         delta_size = delta.stat().st_size
         meta = delta_metadata(
             TOOL,
@@ -276,10 +295,12 @@ class DeltaStore:
             delta_cmd=f"{cmd} -s {base.key.rpartition('/')[2]} {loc.name} {loc.name}.delta",
             note=note,
         )
+        whole = seen.whole.result() if seen.whole is not None else Seen(loc.key, None)
         self.s3.upload(delta, loc.bucket, loc.delta_key, meta)
-        # Both after the write, side by side: drop an older direct copy of the same logical key, and make
-        # sure the reference this delta needs still exists (a concurrent delete may have removed it).
-        dropped = self._side.submit(self.s3.delete, loc.bucket, loc.key)
+        # Both after the write, side by side: drop the whole copy of the same logical key seen before it
+        # (forms.py), and make sure the reference this delta needs still exists (a concurrent delete may
+        # have removed it).
+        dropped = self._side.submit(self.forms.after, loc.bucket, whole)
         state = self.refs.restore(loc.bucket, base.key, reference, base.sha256, base.source_name)
         dropped.result()
         if state == "restored":
@@ -303,14 +324,14 @@ class DeltaStore:
         source: Path,
         loc: Location,
         digest: FileDigest,
+        seen: _Seen,
         *,
         delta_ratio: float | None = None,
-        replaces_delta: bool = False,
     ) -> PutResult:
         meta = direct_metadata(TOOL, original_name=loc.name, sha256=digest.sha256, size=digest.size, md5=digest.md5)
+        delta = seen.delta.result()  # raises, before anything is written, where the delta cannot go safely
         self.s3.upload(source, loc.bucket, loc.key, meta)
-        if replaces_delta:
-            self.s3.delete(loc.bucket, loc.delta_key)
+        self.forms.after(loc.bucket, delta)
         return PutResult(
             bucket=loc.bucket,
             key=loc.key,
@@ -444,6 +465,14 @@ class DeltaStore:
             self.s3, bucket, prefix, grace=DEFAULT_GRACE if grace is None else grace, dry_run=dry_run,
             workers=self.max_workers,
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A put's notes of the key's other forms, taken before it writes anything (see forms.py)."""
+
+    whole: Future[Seen] | None
+    delta: Future[Seen]
 
 
 class _ReferenceReplaced(Exception):
