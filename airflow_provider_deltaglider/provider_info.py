@@ -51,6 +51,11 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Cap of the memory cache backend (default 100).",
         "schema": {"type": ["integer", "null"], "minimum": 1},
     },
+    "cache_disk_size_mb": {
+        "label": "Disk cache size (MB)",
+        "description": "Cap of the filesystem cache backend (default 4096); least recently used references go.",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
     "ec2_region_check": {
         "label": "EC2 region check",
         "description": "warn (default), fail, or off: compare the worker's EC2 region with the S3 region.",

@@ -562,4 +562,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/unit/test_same_key_writers.py",),
         "a server that ignores If-Match on DELETE is taken for one that honours it",
     ),
+    Mutation(
+        "failed-page-read-as-empty",
+        "listing",
+        "core/deltaglider_core/s3.py",
+        "            if raw is None:\n                raw = self.client.list_objects_v2(**params)\n",
+        "            if raw is None:\n                raw = {}\n",
+        ("tests/integration/test_faults.py",),
+        "a LIST page the fast transport could not fetch is read as an empty last page: keys silently missing",
+    ),
+    Mutation(
+        "disk-cache-unbounded",
+        "cache",
+        "core/deltaglider_core/cache.py",
+        "        self._trim(keep=final)\n",
+        "        pass\n",
+        ("tests/unit/test_cache.py",),
+        "the on-disk reference cache grows without bound (a day of nightly builds fills TMPDIR)",
+    ),
 )

@@ -103,6 +103,7 @@ class DeltaGliderHook(BaseHook):
                 max_ratio=s.max_ratio,
                 cache=s.cache_backend,
                 cache_memory_size_mb=s.cache_memory_size_mb,
+                cache_disk_size_mb=s.cache_disk_size_mb,
                 allow_unconditional_writes=s.allow_unconditional_writes,
                 fast_transport=s.fast_transport,
             )

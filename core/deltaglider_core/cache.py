@@ -8,6 +8,7 @@ checks its SHA-256; a tampered or corrupt entry is deleted and reported as a mis
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import hashlib
 import os
@@ -104,10 +105,22 @@ def make_fernet(key: str | bytes | None) -> Fernet:
 
 
 class FilesystemCache:
-    """Encrypted entries in a private (0700) directory, removed at process exit when temporary."""
+    """Encrypted entries in a private (0700) directory, removed at process exit when temporary.
 
-    def __init__(self, directory: Path | None = None, *, encryption_key: str | bytes | None = None) -> None:
+    The directory holds at most ``max_bytes`` of entries: storing one evicts the least recently used (by
+    mtime, which ``fetch`` refreshes) until the rest fits; an entry larger than the bound is not kept. The
+    bound holds for a directory shared by several processes too (each evicts after its own store).
+    """
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        encryption_key: str | bytes | None = None,
+        max_bytes: int = 4096 << 20,
+    ) -> None:
         self._fernet = make_fernet(encryption_key)
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._cleanup: functools.partial[None] | None = None
         if directory is None:
@@ -142,10 +155,15 @@ class FilesystemCache:
                 valid = False
         if not valid:
             self.evict(sha256)
+        else:
+            with contextlib.suppress(OSError):  # evicted meanwhile by another process: the read still stands
+                os.utime(path)  # most recently used
         return valid
 
     def store(self, sha256: str, source: Path) -> None:
         final = self._path(sha256)
+        if source.stat().st_size > self.max_bytes:
+            return
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -155,6 +173,30 @@ class FilesystemCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self._trim(keep=final)
+
+    def used_bytes(self) -> int:
+        return sum(size for _, size, _ in self._entries())
+
+    def _entries(self) -> list[tuple[float, int, Path]]:
+        found = []
+        for entry in self.directory.glob("*.fernet"):
+            with contextlib.suppress(FileNotFoundError):
+                stat = entry.stat()
+                found.append((stat.st_mtime, stat.st_size, entry))
+        return found
+
+    def _trim(self, keep: Path) -> None:
+        """Evict least recently used entries (never ``keep``, the one just stored) until within the bound."""
+        with self._lock:
+            entries = sorted(self._entries())
+            total = sum(size for _, size, _ in entries)
+            for _, size, entry in entries:
+                if total <= self.max_bytes:
+                    break
+                if entry != keep:
+                    entry.unlink(missing_ok=True)
+                    total -= size
 
     def evict(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
@@ -222,12 +264,13 @@ def make_cache(
     backend: str = "filesystem",
     *,
     memory_size_mb: int = 100,
+    disk_size_mb: int = 4096,
     encryption_key: str | bytes | None = None,
     directory: Path | None = None,
 ) -> ReferenceCache:
     """Build a cache backend by name (``filesystem`` or ``memory``)."""
     if backend == "filesystem":
-        return FilesystemCache(directory, encryption_key=encryption_key)
+        return FilesystemCache(directory, encryption_key=encryption_key, max_bytes=disk_size_mb << 20)
     if backend == "memory":
         return MemoryCache(memory_size_mb << 20, encryption_key=encryption_key)
     raise DeltaGliderError(f"Unknown cache backend {backend!r} (DG_CACHE_BACKEND): use 'filesystem' or 'memory'.")

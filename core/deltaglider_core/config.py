@@ -42,5 +42,13 @@ def cache_memory_mb_from_env(env: Mapping[str, str] | None = None) -> int:
         raise DeltaGliderError(f"DG_CACHE_MEMORY_SIZE_MB={raw!r} is not an integer number of megabytes.") from exc
 
 
+def cache_disk_mb_from_env(env: Mapping[str, str] | None = None) -> int:
+    raw = _env(env).get("DG_CACHE_DISK_SIZE_MB") or "4096"
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise DeltaGliderError(f"DG_CACHE_DISK_SIZE_MB={raw!r} is not an integer number of megabytes.") from exc
+
+
 def encryption_key_from_env(env: Mapping[str, str] | None = None) -> str | None:
     return _env(env).get("DG_CACHE_ENCRYPTION_KEY") or None

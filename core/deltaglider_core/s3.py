@@ -24,6 +24,7 @@ DEFAULT_MULTIPART_THRESHOLD = 256 << 20
 DEFAULT_PART_SIZE = 64 << 20
 FAST_GET_MAX = 4 << 20  # objects up to this size may be read in one exchange over the fast transport
 COPY_OBJECT_MAX = 5 << 30  # CopyObject's limit; larger objects are copied in parts
+LIST_PAGE_SIZE: int | None = None  # ListObjectsV2 MaxKeys of new instances (None: the server's, 1,000 on S3)
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
@@ -118,7 +119,7 @@ class S3:
         self.fast_transport = fast_transport
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
-        self.page_size: int | None = None  # ListObjectsV2 MaxKeys (None: the server's default, 1,000 on S3)
+        self.page_size: int | None = LIST_PAGE_SIZE
         self._known_buckets: set[str] = set()
         self._conditional: dict[str, bool] = {}
         self._conditional_delete: dict[str, bool] = {}

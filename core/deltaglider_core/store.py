@@ -21,6 +21,7 @@ from .cache import ReferenceCache, make_cache
 from .codec import Codec, default_codec
 from .config import (
     cache_backend_from_env,
+    cache_disk_mb_from_env,
     cache_memory_mb_from_env,
     encryption_key_from_env,
     max_ratio_from_env,
@@ -64,7 +65,8 @@ class DeltaStore:
     ``s3_client`` is a boto3 S3 client. References are created with conditional writes; the server's support
     is probed once per bucket, and on a server that ignores them reference creation is refused unless
     ``allow_unconditional_writes`` accepts the risk. Everything else is optional; ``DG_MAX_RATIO``,
-    ``DG_CACHE_BACKEND``, ``DG_CACHE_MEMORY_SIZE_MB`` and ``DG_CACHE_ENCRYPTION_KEY`` fill in what the
+    ``DG_CACHE_BACKEND``, ``DG_CACHE_MEMORY_SIZE_MB``, ``DG_CACHE_DISK_SIZE_MB`` and ``DG_CACHE_ENCRYPTION_KEY`` fill
+    in what the
     caller did not pass.
     """
 
@@ -77,6 +79,7 @@ class DeltaStore:
         codec: Codec | None = None,
         delta_extensions: Iterable[str] | None = None,
         cache_memory_size_mb: int | None = None,
+        cache_disk_size_mb: int | None = None,
         encryption_key: str | bytes | None = None,
         rebase: bool = True,
         allow_unconditional_writes: bool = False,
@@ -90,6 +93,7 @@ class DeltaStore:
             self.cache: ReferenceCache = make_cache(
                 cache or cache_backend_from_env(),
                 memory_size_mb=cache_memory_size_mb or cache_memory_mb_from_env(),
+                disk_size_mb=cache_disk_size_mb or cache_disk_mb_from_env(),
                 encryption_key=encryption_key or encryption_key_from_env(),
             )
         else:

@@ -88,3 +88,32 @@ def test_bad_configuration_is_explained() -> None:
         FilesystemCache(encryption_key="not-a-key")
     with pytest.raises(DeltaGliderError, match="'filesystem' or 'memory'"):
         make_cache("redis")
+
+
+def test_filesystem_cache_stays_within_its_bound_evicting_least_recently_used(tmp_path: Path) -> None:
+    """1 MiB references (1.33 MiB encrypted) into a 3 MiB cache: the one just fetched survives, the LRU goes."""
+    cache = FilesystemCache(tmp_path / "cache", max_bytes=3 << 20)
+    refs = [_file(tmp_path, f"r{i}", os.urandom(1 << 20)) for i in range(4)]
+    for i, (src, sha) in enumerate(refs[:2]):
+        cache.store(sha, src)
+        os.utime(cache.directory / f"{sha}.fernet", (1_000 + i, 1_000 + i))  # r0 older than r1
+    assert cache.fetch(refs[0][1], tmp_path / "out0") is True  # r0 is now the most recently used
+    cache.store(refs[2][1], refs[2][0])  # over the bound: r1, the least recently used, goes
+    assert cache.used_bytes() <= cache.max_bytes
+    kept = sorted(p.name for p in cache.directory.glob("*.fernet"))
+    assert kept == sorted(f"{refs[i][1]}.fernet" for i in (0, 2))
+    too_big = _file(tmp_path, "big", os.urandom(4 << 20))
+    cache.store(too_big[1], too_big[0])  # larger than the whole bound: not kept, nothing else evicted
+    assert cache.fetch(too_big[1], tmp_path / "big-out") is False
+    assert sorted(p.name for p in cache.directory.glob("*.fernet")) == kept
+
+
+def test_disk_bound_reaches_the_store_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deltaglider_core import DeltaStore
+
+    monkeypatch.setenv("DG_CACHE_DISK_SIZE_MB", "7")
+    with DeltaStore(object()) as store:
+        assert isinstance(store.cache, FilesystemCache) and store.cache.max_bytes == 7 << 20
+    monkeypatch.setenv("DG_CACHE_DISK_SIZE_MB", "lots")
+    with pytest.raises(DeltaGliderError, match="DG_CACHE_DISK_SIZE_MB='lots' is not an integer"):
+        DeltaStore(object())

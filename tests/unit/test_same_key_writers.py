@@ -55,9 +55,7 @@ def test_delta_write_between_whole_put_and_its_cleanup(moto_s3: Any, builds: Any
     v1, v2, v3 = builds(1), builds(2), builds(3)
     DeltaStore(moto_s3.client).put(v3, moto_s3.bucket, KEY)  # an older delta of the key
     racing = Intercept(moto_s3.client)
-    delta = racing.after(
-        "put_object", lambda _: DeltaStore(moto_s3.client).put(v1, moto_s3.bucket, KEY), Key=KEY
-    )
+    delta = racing.after("put_object", lambda _: DeltaStore(moto_s3.client).put(v1, moto_s3.bucket, KEY), Key=KEY)
     assert DeltaStore(racing, max_ratio=WHOLE).put(v2, moto_s3.bucket, KEY).kind == "direct"
     assert delta.fired == 1
     # The delta writer saw the whole copy before its PUT and removed it; the whole writer's delete of the old
@@ -73,9 +71,7 @@ def test_overlapping_writers_keep_the_delta(moto_s3: Any, builds: Any, tmp_path:
     v1, v2, v3 = builds(1), builds(2), builds(3)
     DeltaStore(moto_s3.client).put(v3, moto_s3.bucket, KEY)  # an older delta, seen by the whole writer
     racing = Intercept(moto_s3.client)
-    delta = racing.before(
-        "put_object", lambda _: DeltaStore(moto_s3.client).put(v1, moto_s3.bucket, KEY), Key=KEY
-    )
+    delta = racing.before("put_object", lambda _: DeltaStore(moto_s3.client).put(v1, moto_s3.bucket, KEY), Key=KEY)
     DeltaStore(racing, max_ratio=WHOLE).put(v2, moto_s3.bucket, KEY)
     assert delta.fired == 1
     assert _keys(moto_s3) == ["rel/app-1.0.0.zip.delta", KEY, KEY + ".delta", "rel/reference.bin"]
