@@ -1,5 +1,5 @@
 """Faults injected by a real proxy (tests/faults.py) between the engine and SeaweedFS: list, stats, sync (both
-ways, with delete), migrate and prune give results identical to a fault-free run when the 1st, 2nd or 3rd
+ways, with delete), migrate and prune (and stats over folders, found from CommonPrefixes) give results identical to a fault-free run when the 1st, 2nd or 3rd
 LIST request of a 3-page listing fails with 500, 503 SlowDown, a connection reset or a stall; and a server
 that ignores If-None-Match gets the engine's clear refusal, with nothing written.
 """
@@ -44,6 +44,8 @@ def world(seaweed: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
             for i in range(6):
                 (root / f"note-{i}.txt").write_text(f"note {i}\n" * (i + 1))
                 store.put(root / f"note-{i}.txt", bucket, f"data/note-{i}.txt")
+        for i in range(10):  # ten folders: a delimiter listing of tree/ is 3 pages of CommonPrefixes
+            client.put_object(Bucket=bucket, Key=f"tree/d{i:02d}/f.txt", Body=b"x" * (i + 1))
         local = root / "tree"
         local.mkdir()
         for i in range(5):
@@ -94,6 +96,14 @@ def op_stats(world: dict[str, Any], tmp: Path) -> Any:
         return _untimed(compute_stats(store.s3, world["bucket"], "data/", kinds=True).to_dict())
 
 
+def op_stats_folders(world: dict[str, Any], tmp: Path) -> Any:
+    """Stats discover folders from CommonPrefixes first: a page of them lost would undercount."""
+    with DeltaStore(world["client"]) as store:
+        report = _untimed(compute_stats(store.s3, world["bucket"], "tree/", kinds=True).to_dict())
+    assert report["objects"] == 10
+    return report
+
+
 def op_sync_up(world: dict[str, Any], tmp: Path) -> Any:
     with DeltaStore(world["client"]) as store:
         report = sync_up(store, world["local"], world["bucket"], "mirror/", delete=True).to_dict()
@@ -128,6 +138,7 @@ def op_prune(world: dict[str, Any], tmp: Path) -> Any:
 OPS: dict[str, Callable[[dict[str, Any], Path], Any]] = {
     "list": op_list,
     "stats": op_stats,
+    "stats-folders": op_stats_folders,
     "sync-up": op_sync_up,
     "sync-down": op_sync_down,
     "migrate": op_migrate,
