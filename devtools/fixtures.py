@@ -31,7 +31,9 @@ VARIANTS = {
     "lzma-nochecksum.vcdiff": ["-n"],
     "djw.vcdiff": ["-S", "djw"],
     "djw-windows.vcdiff": ["-S", "djw", "-W", "16384"],
-    "fgk.vcdiff": ["-S", "fgk"],  # one window: stock xdelta3 cannot decode its own multi-window FGK
+    "djw9.vcdiff": ["-S", "djw9"],  # level 9: several Huffman tables and sector selectors (target-fresh.bin)
+    "fgk.vcdiff": ["-S", "fgk"],
+    "fgk-windows.vcdiff": ["-S", "fgk", "-W", "16384"],  # stock xdelta3 cannot decode this one itself
     "none.vcdiff": ["-S", "none"],
 }
 
@@ -61,10 +63,20 @@ def xdelta3_fixtures(binary: str) -> None:
         "target_sha256": _sha(XD3_DIR / "target.bin"),
         "deltas": {},
     }
+    # Several KB of bytes the source does not have: a data section big enough for DJW's multi-table coding.
+    rng_words = random.Random(1951)
+    extra = b" ".join(bytes(rng_words.choice(b"qrstuvwxyz") for _ in range(5)) for _ in range(3000))
+    (XD3_DIR / "target-fresh.bin").write_bytes(target + extra)
+    manifest["fresh_target_sha256"] = _sha(XD3_DIR / "target-fresh.bin")
     for name, flags in VARIANTS.items():
-        args = ["-e", "-f", *flags, "-s", "source.bin", "target.bin", name]
+        target_name = "target-fresh.bin" if name == "djw9.vcdiff" else "target.bin"
+        args = ["-e", "-f", *flags, "-s", "source.bin", target_name, name]
         subprocess.run([binary, *args], cwd=XD3_DIR, check=True)
-        manifest["deltas"][name] = {"command": " ".join(["xdelta3", *args]), "size": (XD3_DIR / name).stat().st_size}
+        manifest["deltas"][name] = {
+            "command": " ".join(["xdelta3", *args]),
+            "size": (XD3_DIR / name).stat().st_size,
+            "target": target_name,
+        }
     (XD3_DIR / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 

@@ -580,4 +580,32 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/unit/test_cache.py",),
         "the on-disk reference cache grows without bound (a day of nightly builds fills TMPDIR)",
     ),
+    # ---------------------------------------------------------------- xdelta3's Huffman coders (#13)
+    Mutation(
+        "fgk-forgets-plain-sections",
+        "codec",
+        "core/deltaglider_core/vcdiff.py",
+        "            self.trees.setdefault(kind, FgkDecoder()).learn(body)",
+        "            pass",
+        ("tests/unit/test_xdelta3_fixtures.py",),
+        "multi-window FGK deltas desynchronise (the encoder's tree saw sections stored plain)",
+    ),
+    Mutation(
+        "djw-ignores-known-zero-lengths",
+        "codec",
+        "core/deltaglider_core/djw.py",
+        "        if skip and n >= skip and values[n - skip] == 0:",
+        "        if False:",
+        ("tests/unit/test_xdelta3_fixtures.py",),
+        "multi-table DJW code lengths decode wrong (a byte unused by the previous table takes no code)",
+    ),
+    Mutation(
+        "fgk-leader-is-rightmost-equal-weight",
+        "codec",
+        "core/deltaglider_core/fgk.py",
+        "        if before == (self.ZERO if self.unseen else _NONE):\n            return\n",
+        "",
+        ("tests/unit/test_xdelta3_fixtures.py",),
+        "FGK block bookkeeping differs from xdelta3's: the tree diverges once its blocks do",
+    ),
 )

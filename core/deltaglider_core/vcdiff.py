@@ -15,9 +15,12 @@ its data/inst/addr sections are compressed (bits 0/1/2); a compressed section is
 stream (LZMA2, no check) per kind, sync-flushed at each window, its header only in the first window that
 compresses that kind; so the reader keeps one incremental decompressor per kind.
 
-xdelta3's own Huffman coders (``-S djw``, ``-S fgk``; not a default anywhere) are not decoded here: the codec
-hands such deltas to a stock ``xdelta3`` binary when one is installed, and otherwise fails naming what to
-install (:class:`UnsupportedSecondary`).
+xdelta3's own Huffman coders (``-S djw``, ``-S fgk``; not a default anywhere) are decoded by :mod:`.djw` (one
+self-contained stream per section) and :mod:`.fgk` (one adaptive tree per section kind for the whole delta).
+xdelta3's FGK encoder also updates its tree with every section of 10 bytes or more that it then stores
+uncompressed (the compressed form was not smaller); the reader does the same with those sections, which is
+why it reads multi-window FGK deltas that stock xdelta3 itself rejects. An unknown compressor id raises
+:class:`UnsupportedSecondary` (the codec then tries a stock ``xdelta3`` binary if one is installed).
 
 Memory: one window's sections at a time (a window is at most xdelta3's ``-W``, 8 MiB by default, 16 MiB max).
 """
@@ -25,11 +28,12 @@ Memory: one window's sections at a time (a window is at most xdelta3's ``-W``, 8
 from __future__ import annotations
 
 import lzma
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
+from . import djw
 from .errors import CodecError
+from .fgk import FgkDecoder
 
 MAGIC = b"\xd6\xc3\xc4"
 VCD_SECONDARY = 0x01
@@ -41,6 +45,7 @@ VCD_ADLER32 = 0x04
 SECTION_BITS = (0x01, 0x02, 0x04)  # data, inst, addr
 SECTION_NAMES = ("data", "instructions", "addresses")
 COMPRESSORS = {1: "djw", 2: "lzma", 16: "fgk"}
+SECONDARY_MIN_INPUT = 10  # xdelta3 leaves shorter sections alone (its encoders never see them)
 MAX_SECTION = 1 << 28  # far above xdelta3's largest window (16 MiB); guards against corrupt sizes
 
 
@@ -115,18 +120,56 @@ class _LzmaSections:
             )
         return out
 
+    def stored(self, kind: int, body: bytes) -> None:
+        return None
+
 
 class UnsupportedSecondary(CodecError):
-    """A secondary compressor this module does not decode (xdelta3's own DJW and FGK coders)."""
+    """A secondary compressor id this module does not know."""
 
 
-def _decoder(compressor: int, name: str) -> Callable[[int, bytes, int], bytes]:
+class _DjwSections:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def decode(self, kind: int, payload: bytes, size: int) -> bytes:
+        return djw.decode(payload, size, f"{self.name} ({SECTION_NAMES[kind]})")
+
+    def stored(self, kind: int, body: bytes) -> None:
+        return None
+
+
+class _FgkSections:
+    """One adaptive tree per section kind, for the whole delta, fed as xdelta3's encoder fed its own."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.trees: dict[int, FgkDecoder] = {}
+
+    def decode(self, kind: int, payload: bytes, size: int) -> bytes:
+        return self.trees.setdefault(kind, FgkDecoder()).decode(payload, size, f"{self.name} ({SECTION_NAMES[kind]})")
+
+    def stored(self, kind: int, body: bytes) -> None:
+        if len(body) >= SECONDARY_MIN_INPUT:  # the encoder ran (updating its tree) but kept the section plain
+            self.trees.setdefault(kind, FgkDecoder()).learn(body)
+
+
+class _Sections(Protocol):
+    def decode(self, kind: int, payload: bytes, size: int) -> bytes: ...
+
+    def stored(self, kind: int, body: bytes) -> None: ...
+
+
+def _decoder(compressor: int, name: str) -> _Sections:
     if compressor == 2:
-        return _LzmaSections(name).decode
-    label = COMPRESSORS.get(compressor, f"id {compressor}")
+        return _LzmaSections(name)
+    if compressor == 1:
+        return _DjwSections(name)
+    if compressor == 16:
+        return _FgkSections(name)
     raise UnsupportedSecondary(
-        f"{name}: its sections are compressed with xdelta3's '{label}' secondary compressor, which only a stock "
-        "xdelta3 binary decodes: install one on the worker (Debian/Ubuntu: apt-get install xdelta3) and retry."
+        f"{name}: its sections are compressed with an unknown secondary compressor (id {compressor}); a stock "
+        "xdelta3 binary may read it: install one on the worker (Debian/Ubuntu: apt-get install xdelta3) and retry."
     )
 
 
@@ -151,7 +194,7 @@ def strip_secondary(src: Path, dest: Path) -> str:
         if not indicator & VCD_SECONDARY:
             raise CodecError(f"{name}: has no secondary compression to remove.")
         compressor = r.byte()
-        decode = _decoder(compressor, name)
+        decoder = _decoder(compressor, name)
         out.write(MAGIC + bytes([version, indicator & ~VCD_SECONDARY]))
         if indicator & VCD_CODETABLE:
             length = r.varint()
@@ -160,11 +203,11 @@ def strip_secondary(src: Path, dest: Path) -> str:
             length = r.varint()
             out.write(varint_bytes(length) + r.exact(length))
         while not r.at_end():
-            _rewrite_window(r, out, decode)
+            _rewrite_window(r, out, decoder)
     return COMPRESSORS.get(compressor, str(compressor))
 
 
-def _rewrite_window(r: _Reader, out: BinaryIO, decode: Callable[[int, bytes, int], bytes]) -> None:
+def _rewrite_window(r: _Reader, out: BinaryIO, sections_of: _Sections) -> None:
     win = r.byte()
     prefix = bytes([win])
     if win & (VCD_SOURCE | VCD_TARGET):
@@ -183,7 +226,9 @@ def _rewrite_window(r: _Reader, out: BinaryIO, decode: Callable[[int, bytes, int
             size, payload = _split_varint(body, r.name)
             if size > MAX_SECTION:
                 raise CodecError(f"{r.name}: VCDIFF section size out of range (corrupt delta).")
-            body = decode(kind, payload, size)
+            body = sections_of.decode(kind, payload, size)
+        else:
+            sections_of.stored(kind, body)
         sections.append(body)
     encoding = (
         varint_bytes(target_length)

@@ -1,7 +1,8 @@
-"""Faults injected by a real proxy (tests/faults.py) between the engine and SeaweedFS: list, stats, sync (both
-ways, with delete), migrate and prune (and stats over folders, found from CommonPrefixes) give results identical to a fault-free run when the 1st, 2nd or 3rd
-LIST request of a 3-page listing fails with 500, 503 SlowDown, a connection reset or a stall; and a server
-that ignores If-None-Match gets the engine's clear refusal, with nothing written.
+"""Faults injected by a real proxy (tests/faults.py) between the engine and SeaweedFS: list, stats (also over
+folders found from CommonPrefixes), sync (both ways, with delete), migrate and prune give results identical
+to a fault-free run when the 1st, 2nd or 3rd LIST request of a 3-page listing fails with 500, 503 SlowDown,
+a connection reset or a stall; and a server that ignores If-None-Match gets the engine's clear refusal, with
+nothing written.
 """
 
 from __future__ import annotations
