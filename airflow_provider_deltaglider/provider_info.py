@@ -56,6 +56,11 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Cap of the filesystem cache backend (default 4096); least recently used references go.",
         "schema": {"type": ["integer", "null"], "minimum": 1},
     },
+    "memory_budget_mb": {
+        "label": "Memory budget (MB)",
+        "description": "Memory a task's delta work may use (default: half the cgroup limit, else 1024).",
+        "schema": {"type": ["integer", "null"], "minimum": 64},
+    },
     "ec2_region_check": {
         "label": "EC2 region check",
         "description": "warn (default), fail, or off: compare the worker's EC2 region with the S3 region.",

@@ -104,6 +104,7 @@ class DeltaGliderHook(BaseHook):
                 cache=s.cache_backend,
                 cache_memory_size_mb=s.cache_memory_size_mb,
                 cache_disk_size_mb=s.cache_disk_size_mb,
+                memory_budget_mb=s.memory_budget_mb,
                 allow_unconditional_writes=s.allow_unconditional_writes,
                 fast_transport=s.fast_transport,
             )

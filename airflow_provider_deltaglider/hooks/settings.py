@@ -54,6 +54,7 @@ class ConnectionSettings:
     cache_backend: str | None = None
     cache_memory_size_mb: int | None = None
     cache_disk_size_mb: int | None = None
+    memory_budget_mb: int | None = None
     ec2_region_check: str = "warn"
     client_config: dict[str, Any] = field(default_factory=dict)
     verify: bool | str | None = None
@@ -167,6 +168,7 @@ def settings_from_connection(
         cache_backend=backend,
         cache_memory_size_mb=_number(conn.conn_id, "cache_memory_size_mb", _first(extra, "cache_memory_size_mb"), int),
         cache_disk_size_mb=_number(conn.conn_id, "cache_disk_size_mb", _first(extra, "cache_disk_size_mb"), int),
+        memory_budget_mb=_number(conn.conn_id, "memory_budget_mb", _first(extra, "memory_budget_mb"), int),
         ec2_region_check=check,
         client_config=_client_config(conn.conn_id, extra, endpoint is not None),
     )

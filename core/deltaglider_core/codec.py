@@ -7,12 +7,13 @@ stock xdelta3 3.0.x decodes byte-identically.
 
 Reading what other xdelta3 builds wrote: deltas whose sections carry LZMA secondary compression (the
 default of Debian's and Ubuntu's xdelta3, so of DeltaGlider's own image) are rewritten without it by
-:mod:`deltaglider_core.vcdiff` before the library decodes them; xdelta3's DJW/FGK coders need a stock
-``xdelta3`` binary, which is used when installed.
+:mod:`deltaglider_core.vcdiff` before the library decodes them, and so are those of xdelta3's own DJW and
+FGK coders (decoded in pure Python).
 
 Settings that keep bytes exact and matches found:
 - external (de)compression of gzip/xz inputs is off (the wheel is built without it; the CLI gets ``-D``);
-- the source window (``-B``) covers the whole reference, so artifacts over 64 MiB still find matches;
+- the source window (``-B``) covers the whole reference, so artifacts over 64 MiB still find matches,
+  unless the store's memory budget allows less (see :mod:`deltaglider_core.budget`);
 - secondary compression is off (``-S none``): deltas of archives are already dense, and it costs time.
 """
 
@@ -26,19 +27,14 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
+from .budget import full_window
 from .errors import CodecError
 from .vcdiff import UnsupportedSecondary, secondary_compressor, strip_secondary
 
-MIN_WINDOW = 1 << 20
-MAX_WINDOW = 1 << 31
-
 
 def source_window(source_size: int) -> int:
-    """The ``-B`` value for a reference of ``source_size`` bytes: a power of two that covers it."""
-    window = MIN_WINDOW
-    while window < source_size and window < MAX_WINDOW:
-        window <<= 1
-    return window
+    """The ``-B`` value that covers a reference of ``source_size`` bytes (an unbounded encode's window)."""
+    return full_window(source_size)
 
 
 class Codec(Protocol):
@@ -46,12 +42,13 @@ class Codec(Protocol):
 
     name: str
 
-    def encode(self, source: Path, target: Path, out: Path) -> str:
-        """Write the VCDIFF delta of ``target`` against ``source`` to ``out``; return the options used."""
+    def encode(self, source: Path, target: Path, out: Path, window: int | None = None) -> str:
+        """Write the VCDIFF delta of ``target`` against ``source`` to ``out``; return the options used.
+        ``window``: the source window in bytes (None: one that covers the whole source)."""
         ...
 
-    def decode(self, source: Path, delta: Path, out: Path) -> None:
-        """Rebuild the target from ``source`` and ``delta`` into ``out``."""
+    def decode(self, source: Path, delta: Path, out: Path, window: int | None = None) -> None:
+        """Rebuild the target from ``source`` and ``delta`` into ``out`` (``window`` as for encode)."""
         ...
 
 
@@ -107,12 +104,13 @@ class XDelta3Codec:
         self.level = level
         self.name = f"xdelta3/{runner.name}"
 
-    def _flags(self, source: Path) -> list[str]:
-        window = source_window(source.stat().st_size)
-        return [*self._runner.extra_flags, "-S", "none", "-B", str(window)]
+    def _flags(self, source: Path, window: int | None) -> list[str]:
+        size = source.stat().st_size
+        chosen = source_window(size) if window is None else min(window, source_window(size))
+        return [*self._runner.extra_flags, "-S", "none", "-B", str(chosen)]
 
-    def encode(self, source: Path, target: Path, out: Path) -> str:
-        flags = [f"-{self.level}", *self._flags(source)]
+    def encode(self, source: Path, target: Path, out: Path, window: int | None = None) -> str:
+        flags = [f"-{self.level}", *self._flags(source, window)]
         code, err = self._runner.run(["-e", "-f", *flags, "-s", str(source), str(target), str(out)])
         if code != 0:
             raise CodecError(
@@ -121,10 +119,10 @@ class XDelta3Codec:
             )
         return " ".join(["xdelta3", "-e", *flags])
 
-    def decode(self, source: Path, delta: Path, out: Path) -> None:
+    def decode(self, source: Path, delta: Path, out: Path, window: int | None = None) -> None:
         secondary = secondary_compressor(delta) if isinstance(self._runner, LibraryRunner) else None
         if secondary is None:
-            self._decode(self._runner, source, delta, out)
+            self._decode(self._runner, source, delta, out, window)
             return
         plain = delta.with_name(delta.name + ".plain")
         try:
@@ -134,14 +132,16 @@ class XDelta3Codec:
                 binary = shutil.which("xdelta3")
                 if binary is None:
                     raise
-                self._decode(CliRunner(binary), source, delta, out)  # a stock xdelta3 reads DJW/FGK itself
+                self._decode(CliRunner(binary), source, delta, out, window)  # a stock xdelta3 may read it
                 return
-            self._decode(self._runner, source, plain, out)
+            self._decode(self._runner, source, plain, out, window)
         finally:
             plain.unlink(missing_ok=True)
 
-    def _decode(self, runner: _Runner, source: Path, delta: Path, out: Path) -> None:
-        flags = [*runner.extra_flags, "-S", "none", "-B", str(source_window(source.stat().st_size))]
+    def _decode(self, runner: _Runner, source: Path, delta: Path, out: Path, window: int | None) -> None:
+        size = source.stat().st_size
+        chosen = source_window(size) if window is None else min(window, source_window(size))
+        flags = [*runner.extra_flags, "-S", "none", "-B", str(chosen)]
         code, err = runner.run(["-d", "-f", *flags, "-s", str(source), str(delta), str(out)])
         if code != 0:
             raise CodecError(

@@ -172,7 +172,12 @@ class Migration:
     def source_store(self) -> DeltaStore:
         """Reads the source's stored deltas (decoded against their references, verified by SHA-256)."""
         if self._source_store is None:
-            self._source_store = DeltaStore(self._source_client, cache=self.store.cache, codec=self.store.codec)
+            self._source_store = DeltaStore(
+                self._source_client,
+                cache=self.store.cache,
+                codec=self.store.codec,
+                memory_budget_mb=self.store.memory_budget >> 20,
+            )
         return self._source_store
 
     def _fetch(self, obj: Listed, local: Path) -> None:

@@ -23,6 +23,7 @@ CHUNK = 1 << 20
 DEFAULT_MULTIPART_THRESHOLD = 256 << 20
 DEFAULT_PART_SIZE = 64 << 20
 FAST_GET_MAX = 4 << 20  # objects up to this size may be read in one exchange over the fast transport
+MAX_PARTS = 9_000  # below S3's 10,000-part limit
 COPY_OBJECT_MAX = 5 << 30  # CopyObject's limit; larger objects are copied in parts
 LIST_PAGE_SIZE: int | None = None  # ListObjectsV2 MaxKeys of new instances (None: the server's, 1,000 on S3)
 
@@ -314,9 +315,12 @@ class S3:
         upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
         try:
             parts = []
+            # At most MAX_PARTS parts (S3 allows 10,000), each read into memory once: the store sizes part_size
+            # from its memory budget.
+            part_size = max(self.part_size, -(-os.path.getsize(path) // MAX_PARTS))
             with open(path, "rb") as handle:
                 number = 1
-                while chunk := handle.read(self.part_size):
+                while chunk := handle.read(part_size):
                     resp = self.client.upload_part(
                         Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
                     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .budget import budget_from, budget_window, full_window
 from .cache import ReferenceCache, make_cache
 from .codec import Codec, default_codec
 from .config import (
@@ -54,9 +55,10 @@ from .prune import DEFAULT_GRACE, PruneReport, prune
 from .references import Base, References, scratch_dir
 from .s3 import S3
 from .scratch import private_dir
-from .vcdiff import UnsupportedSecondary
+from .vcdiff import UnsupportedSecondary, write_identity
 
 TOOL = f"deltaglider/airflow-provider-{__version__}"
+SPACE_MARGIN = 64 << 20  # head room kept free on the temp filesystem beyond what an operation needs
 
 
 class DeltaStore:
@@ -85,6 +87,7 @@ class DeltaStore:
         allow_unconditional_writes: bool = False,
         fast_transport: bool = True,
         max_workers: int = 16,
+        memory_budget_mb: int | None = None,
         multipart_threshold: int | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -103,8 +106,14 @@ class DeltaStore:
         self.delta_extensions = normalise_extensions(exts)
         self.rebase = rebase
         self.max_workers = max_workers
+        self.memory_budget = budget_from(
+            memory_budget_mb if memory_budget_mb is not None else os.environ.get("DG_MEMORY_BUDGET_MB"),
+            what="memory_budget_mb (DG_MEMORY_BUDGET_MB)",
+        )
+        self.window = budget_window(self.memory_budget)  # xdelta3 source window the budget allows
         sizes = {} if multipart_threshold is None else {"multipart_threshold": multipart_threshold}
         self.s3 = S3(s3_client, fast_transport=fast_transport, **sizes)
+        self.s3.part_size = min(self.s3.part_size, max(8 << 20, self.memory_budget // 16))  # one part in memory
         self.log = logger or logging.getLogger("deltaglider_core")
         self._owns_cache = cache is None or isinstance(cache, str)
         self._work = private_dir("work")  # swept by a later process if this one is killed
@@ -203,7 +212,8 @@ class DeltaStore:
         except NotFound:
             base = self._require_base(loc)  # the cached reference was deleted: look again
             self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
-        cmd = self.codec.encode(reference, source, delta)
+        self._require_space(base.size + digest.size, f"encoding s3://{loc.bucket}/{loc.key}")
+        cmd = self._encode(reference, source, delta, base)
         delta_size = delta.stat().st_size
         if delta_is_poor(delta_size, digest.size, limit):
             return self._put_poor(source, loc, digest, base, delta_size, limit, scratch, seen)
@@ -214,7 +224,7 @@ class DeltaStore:
                 return self._put_zero_diff(source, loc, digest, fresh, scratch, seen, rebased=True)
             base = self._require_base(loc)
             self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
-            cmd = self.codec.encode(reference, source, delta)
+            cmd = self._encode(reference, source, delta, base)
         result = self._store_delta(source, loc, digest, base, reference, delta, cmd, None, seen)
         self.refs.record(loc.bucket, base.key, result.stored_size)
         return result
@@ -250,6 +260,26 @@ class DeltaStore:
         self.refs.note_poor(loc.bucket, base.key)
         return self._put_direct(source, loc, digest, seen, delta_ratio=delta_size / digest.size)
 
+    def _encode(self, reference: Path, source: Path, delta: Path, base: Base) -> str:
+        """Encode within the memory budget: the reference's whole size as source window, or what fits."""
+        if full_window(base.size) > self.window:
+            self.log.info(
+                "reference s3://%s/%s (%d MB) is larger than memory_budget_mb=%d allows for a whole-file source "
+                "window: encoding with a %d MiB window (a poor delta is then stored directly)",
+                base.bucket, base.key, base.size >> 20, self.memory_budget >> 20, self.window >> 20,
+            )  # fmt: skip
+        return self.codec.encode(reference, source, delta, self.window)
+
+    def _require_space(self, needed: int, what: str) -> None:
+        """Refuse before starting when the work directory's filesystem lacks ``needed`` bytes."""
+        free = shutil.disk_usage(self._work).free
+        if free < needed + SPACE_MARGIN:
+            raise StorageError(
+                f"Not enough temporary disk space for {what}: it needs about {(needed + SPACE_MARGIN) >> 20} MB "
+                f"in {self._work.parent} ({free >> 20} MB free). Nothing was written. Point TMPDIR at a larger disk "
+                "or free some space."
+            )
+
     def _require_base(self, loc: Location) -> Base:
         base = self.refs.newest(loc, fresh=True)
         if base is None:
@@ -263,7 +293,11 @@ class DeltaStore:
         self, source: Path, loc: Location, digest: FileDigest, base: Base, scratch: Path, seen: _Seen, *, rebased: bool
     ) -> PutResult:
         delta = scratch / "delta"
-        cmd = self.codec.encode(source, source, delta)
+        if digest.size:  # the delta of a file against itself, written directly: no encode, no memory
+            write_identity(digest.size, delta)
+            cmd = "vcdiff-identity"
+        else:
+            cmd = self.codec.encode(source, source, delta)
         result = self._store_delta(source, loc, digest, base, source, delta, cmd, ZERO_DIFF_NOTE, seen)
         return replace(
             result,
@@ -387,9 +421,11 @@ class DeltaStore:
             ref_key = meta_get(meta, "ref-key") or loc.reference_key
             expected = meta_get(meta, "file-sha256")
             reference = scratch / "reference"
+            size_text = meta_get(meta, "file-size") or "0"
+            self._require_space(int(size_text) if size_text.isdigit() else 0, f"reading s3://{loc.bucket}/{loc.key}")
             self.refs.materialise(loc.bucket, ref_key, meta_get(meta, "ref-sha256"), reference)
             try:
-                self.codec.decode(reference, delta, out)
+                self.codec.decode(reference, delta, out, self.window)
             except UnsupportedSecondary as exc:
                 raise CodecError(f"s3://{loc.bucket}/{loc.delta_key} cannot be read here: {exc}") from exc
             except CodecError as exc:

@@ -240,3 +240,35 @@ def _rewrite_window(r: _Reader, out: BinaryIO, sections_of: _Sections) -> None:
     out.write(prefix + varint_bytes(length) + encoding)
     for section in sections:
         out.write(section)
+
+
+COPY_WINDOW = 8 << 20  # target bytes per window of a copy-everything delta (xdelta3's default window size)
+_COPY_SIZE_0_MODE_0 = 19  # RFC 3284 default code table: COPY, size in the instruction stream, mode VCD_SELF
+
+
+def write_identity(size: int, out: Path) -> None:
+    """Write the VCDIFF delta that rebuilds a ``size``-byte source unchanged: per 8 MiB window, one COPY of the
+    window's source segment (RFC 3284, no secondary compression, no application header). What an encoder
+    would find for a file against itself, written without reading the file or holding any of it in memory."""
+    with open(out, "wb") as handle:
+        handle.write(MAGIC + b"\x00\x00")
+        for offset in range(0, size, COPY_WINDOW):
+            length = min(COPY_WINDOW, size - offset)
+            instructions = bytes([_COPY_SIZE_0_MODE_0]) + varint_bytes(length)
+            addresses = varint_bytes(0)
+            encoding = (
+                varint_bytes(length)  # target window length
+                + b"\x00"  # delta indicator: nothing compressed
+                + varint_bytes(0)  # data section length
+                + varint_bytes(len(instructions))
+                + varint_bytes(len(addresses))
+                + instructions
+                + addresses
+            )
+            handle.write(
+                bytes([VCD_SOURCE])
+                + varint_bytes(length)
+                + varint_bytes(offset)
+                + varint_bytes(len(encoding))
+                + encoding
+            )
