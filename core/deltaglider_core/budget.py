@@ -85,6 +85,16 @@ def budget_window(budget: int) -> int:
     return window
 
 
+def encode_cost(window: int) -> int:
+    """Memory an encode with this source window holds (measured, rounded up)."""
+    return ENCODE_BYTES_PER_WINDOW_BYTE * window + ENCODE_OVERHEAD
+
+
+def decode_cost(window: int) -> int:
+    """Memory a decode with this source window holds (0.6 bytes per window byte measured, rounded up)."""
+    return window + 64 * MIB
+
+
 def source_window(source_size: int, budget: int) -> int:
     """The window for a reference of ``source_size`` bytes under ``budget``."""
     return min(full_window(source_size), budget_window(budget))

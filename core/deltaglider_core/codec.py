@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from .budget import full_window
+from .budget import DEFAULT_BUDGET, full_window
 from .errors import CodecError
 from .vcdiff import UnsupportedSecondary, secondary_compressor, strip_secondary
 
@@ -67,6 +67,7 @@ class LibraryRunner:
 
     name = "pyxdelta"
     extra_flags: tuple[str, ...] = ()
+    library = True  # built without secondary compression: decodes get it removed first (vcdiff.py)
     _lock = threading.Lock()
 
     def __init__(self, library_path: str) -> None:
@@ -120,7 +121,7 @@ class XDelta3Codec:
         return " ".join(["xdelta3", "-e", *flags])
 
     def decode(self, source: Path, delta: Path, out: Path, window: int | None = None) -> None:
-        secondary = secondary_compressor(delta) if isinstance(self._runner, LibraryRunner) else None
+        secondary = secondary_compressor(delta) if getattr(self._runner, "library", False) else None
         if secondary is None:
             self._decode(self._runner, source, delta, out, window)
             return
@@ -138,6 +139,12 @@ class XDelta3Codec:
         finally:
             plain.unlink(missing_ok=True)
 
+    def close(self) -> None:
+        """Stop the runner's worker processes, if it has any."""
+        close = getattr(self._runner, "close", None)
+        if close is not None:
+            close()
+
     def _decode(self, runner: _Runner, source: Path, delta: Path, out: Path, window: int | None) -> None:
         size = source.stat().st_size
         chosen = source_window(size) if window is None else min(window, source_window(size))
@@ -150,10 +157,15 @@ class XDelta3Codec:
             )
 
 
-def default_codec(level: int = 9) -> XDelta3Codec:
-    """The pyxdelta library when installed, else a system ``xdelta3`` binary."""
+def default_codec(level: int = 9, *, workers: int = 1, budget: int = DEFAULT_BUDGET) -> XDelta3Codec:
+    """The pyxdelta library when installed (with ``workers`` > 1, concurrent calls in worker processes within
+    ``budget`` bytes: :mod:`.codec_pool`), else a system ``xdelta3`` binary."""
     spec = importlib.util.find_spec("pyxdelta")
     if spec is not None and spec.origin:
+        if workers > 1:
+            from .codec_pool import ProcessRunner
+
+            return XDelta3Codec(ProcessRunner(spec.origin, workers, budget), level)
         return XDelta3Codec(LibraryRunner(spec.origin), level)
     binary = shutil.which("xdelta3")
     if binary:

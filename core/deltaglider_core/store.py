@@ -101,7 +101,7 @@ class DeltaStore:
             )
         else:
             self.cache = cache
-        self.codec: Codec = codec or default_codec()
+        self._owns_codec = codec is None
         exts = DEFAULT_DELTA_EXTENSIONS if delta_extensions is None else delta_extensions
         self.delta_extensions = normalise_extensions(exts)
         self.rebase = rebase
@@ -111,6 +111,9 @@ class DeltaStore:
             what="memory_budget_mb (DG_MEMORY_BUDGET_MB)",
         )
         self.window = budget_window(self.memory_budget)  # xdelta3 source window the budget allows
+        self.codec: Codec = codec or default_codec(
+            workers=min(max_workers, os.cpu_count() or 1), budget=self.memory_budget
+        )  # concurrent encodes/decodes on every core, all within the budget (codec_pool.py)
         sizes = {} if multipart_threshold is None else {"multipart_threshold": multipart_threshold}
         self.s3 = S3(s3_client, fast_transport=fast_transport, **sizes)
         self.s3.part_size = min(self.s3.part_size, max(8 << 20, self.memory_budget // 16))  # one part in memory
@@ -141,6 +144,8 @@ class DeltaStore:
         self._closed = True
         self._side.shutdown(wait=True)
         self.s3.close()
+        if self._owns_codec and hasattr(self.codec, "close"):
+            self.codec.close()
         atexit.unregister(self._cleanup)
         self._cleanup()
         if self._owns_cache:
