@@ -47,6 +47,23 @@ def put_many(client: Any, bucket: str, items: list[tuple[str, bytes]], workers: 
         list(pool.map(lambda kv: client.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]), items))
 
 
+def spaces(root: Path, count: int, versions: int, size: int) -> list[list[Path]]:
+    """(e) ``count`` independent products, ``versions`` builds each (``size``-byte zips): one deltaspace each."""
+    return [
+        make_series(
+            root / "spaces" / f"s{k:02d}", versions, size=size, members=40, churn=0.05, name=f"svc{k:02d}", seed=100 + k
+        )
+        for k in range(count)
+    ]
+
+
+def spaces_source(client: Any, bucket: str, products: list[list[Path]]) -> int:
+    """The products as a plain bucket to migrate from, each under ``src/<product>/``; returns the object count."""
+    items = [(f"src/{files[0].parent.name}/{f.name}", f.read_bytes()) for files in products for f in files]
+    put_many(client, bucket, items)
+    return len(items)
+
+
 def migration_source(client: Any, bucket: str, series: Series, logs: int) -> int:
     """(c) versioned archives plus ``logs`` small objects in a plain bucket; returns the object count."""
     rng = random.Random(5)

@@ -50,6 +50,42 @@ def op_upload(bucket: str, prefix: str, *files: str) -> dict[str, Any]:
             "stored": stored}  # fmt: skip
 
 
+def op_upload_parallel(workers: str, bucket: str, *files: str) -> dict[str, Any]:
+    """Upload each file into its own deltaspace (``p<i>/``) on ``workers`` threads of one store."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = int(workers)
+    store = _store(max_workers=n)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(lambda item: store.put(item[1], bucket, f"p{item[0]}/{Path(item[1]).name}"),
+                                enumerate(files)))  # fmt: skip
+    seconds = time.perf_counter() - started
+    store.close()
+    return {"seconds": seconds, "kinds": [r.kind for r in results]}
+
+
+def op_put_one(bucket: str, key: str, path: str) -> dict[str, Any]:
+    """One put in a fresh store (``BENCH_BUDGET_MB`` sets the memory budget)."""
+    budget = os.environ.get("BENCH_BUDGET_MB")
+    store = _store(memory_budget_mb=int(budget) if budget else None)
+    started = time.perf_counter()
+    res = store.put(path, bucket, key)
+    seconds = time.perf_counter() - started
+    store.close()
+    return {"seconds": seconds, "kind": res.kind, "stored": res.stored_size, "window": store.window}
+
+
+def op_get_one(bucket: str, key: str, dest: str) -> dict[str, Any]:
+    budget = os.environ.get("BENCH_BUDGET_MB")
+    store = _store(memory_budget_mb=int(budget) if budget else None)
+    started = time.perf_counter()
+    got = store.get(bucket, key, Path(dest))
+    seconds = time.perf_counter() - started
+    store.close()
+    return {"seconds": seconds, "size": got.size}
+
+
 def op_download(bucket: str, dest: str, *keys: str) -> dict[str, Any]:
     store = _store()
     started = time.perf_counter()
@@ -63,7 +99,10 @@ def op_migrate(src_bucket: str, src_prefix: str, dst_bucket: str, dst_prefix: st
     from deltaglider_core.migrate import Migration
 
     client = _client()
-    report = Migration(_store(), client, src_bucket, src_prefix, dst_bucket, dst_prefix, max_workers=8).run()
+    workers = int(os.environ.get("BENCH_WORKERS", "8"))
+    store = _store(max_workers=workers)
+    report = Migration(store, client, src_bucket, src_prefix, dst_bucket, dst_prefix, max_workers=workers).run()
+    store.close()
     return {"seconds": report.duration_s, "migrated": report.migrated, "failed": report.failed,
             "bytes_in": report.bytes_in, "bytes_stored": report.bytes_stored}  # fmt: skip
 

@@ -7,12 +7,15 @@ repetitions by default, medians reported, with pass/fail against the targets of 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from importlib import metadata
@@ -193,6 +196,111 @@ def rss_workload(bench: Bench, size: int) -> dict[str, Any]:
             "rss_ratio": up["peak_rss_mb"] / codec["peak_rss_mb"]}  # fmt: skip
 
 
+class TempWatch:
+    """Peak bytes under a directory, sampled every 0.2 s on a thread while a child process runs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _size(self) -> int:
+        seen: dict[int, int] = {}  # inode -> bytes: a hard-linked file takes its space once
+        for dirpath, _, names in os.walk(self.root):
+            for name in names:
+                with contextlib.suppress(OSError):
+                    stat = os.lstat(os.path.join(dirpath, name))
+                    seen[stat.st_ino] = stat.st_blocks * 512
+        return sum(seen.values())
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, self._size())
+
+    def __enter__(self) -> TempWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def big_workload(bench: Bench, size: int, with_peer: bool) -> dict[str, Any]:
+    """A ``size``-byte artifact, two versions differing in a few places: put v1, put v2 (a delta), get v2, for
+    this project with its default budget and with 512 MB, and for DeltaGlider 6.2.0; peak RSS, TMPDIR peak,
+    seconds, stored bytes."""
+    a, b = bench.work / "big-1.0.0.tar", bench.work / "big-1.0.1.tar"
+    with open(a, "wb") as fa, open(b, "wb") as fb:
+        for i in range(size // MB):
+            block = os.urandom(MB)
+            fa.write(block)
+            fb.write(os.urandom(4096) + block[4096:] if i % 256 == 7 else block)
+    rows: list[dict[str, Any]] = []
+    for label, budget in (("ours, default budget", ""), ("ours, 512 MB budget", "512")):
+        bucket = bench.bucket("bigart")
+        row: dict[str, Any] = {"tool": label}
+        for step, op, args in (
+            ("put v1", "put-one", (bucket, f"b/{a.name}", str(a))),
+            ("put v2", "put-one", (bucket, f"b/{b.name}", str(b))),
+            ("get v2", "get-one", (bucket, f"b/{b.name}", str(bench.work / "big-out.tar"))),
+        ):
+            tmp = bench.work / f"tmp-{uuid.uuid4().hex[:6]}"
+            tmp.mkdir()
+            with TempWatch(tmp) as watch:
+                res = bench.ours(op, *args, BENCH_BUDGET_MB=budget, TMPDIR=str(tmp))
+            row[step] = {"seconds": res["seconds"], "peak_rss_mb": res["peak_rss_mb"], "tmp_peak_mb": watch.peak / MB}
+            row.setdefault("window_mb", res.get("window", 0) / MB if "window" in res else None)
+            shutil.rmtree(tmp, ignore_errors=True)
+        (bench.work / "big-out.tar").unlink(missing_ok=True)
+        row["stored_bytes"] = bench.stored(bucket)
+        rows.append(row)
+    if with_peer:
+        bucket = bench.bucket("bigpeer")
+        row = {"tool": "DeltaGlider 6.2.0"}
+        for step, call in (("put v1", lambda: bench.peer.upload([a], f"s3://{bucket}/b/")),
+                           ("put v2", lambda: bench.peer.upload([b], f"s3://{bucket}/b/")),
+                           ("get v2", lambda: bench.peer.download(f"s3://{bucket}/b/{b.name}",
+                                                                  bench.work / "big-out.tar"))):  # fmt: skip
+            tmp = Path(tempfile.gettempdir())
+            res = call()
+            row[step] = {"seconds": res["seconds"], "peak_rss_mb": res["peak_rss_mb"], "tmp_peak_mb": None}
+            del tmp
+        (bench.work / "big-out.tar").unlink(missing_ok=True)
+        row["stored_bytes"] = bench.stored(bucket)
+        rows.append(row)
+    a.unlink()
+    b.unlink()
+    return {"artifact_mb": size // MB, "rows": rows}
+
+
+def scaling_workload(bench: Bench, quick: bool) -> dict[str, Any]:
+    """Seconds with 1, 2 and 4 workers for: migrating 60 archives of 12 products (one deltaspace each), and
+    uploading 20 artifacts into 20 deltaspaces, each against a reference stored before (20 encodes)."""
+    size = 200_000 if quick else 16_000_000
+    products = corpora.spaces(bench.work, 20, 5 if quick else 2, size)
+    more = corpora.spaces(bench.work / "m", 12, 5, 200_000 if quick else 4_000_000)
+    src = bench.bucket("ssrc")
+    count = corpora.spaces_source(bench.client, src, more)
+    firsts = [str(files[0]) for files in products]
+    seconds = [str(files[1]) for files in products]
+    rows = []
+    for workers in (1, 2, 4):
+        dst = bench.bucket("sdst")
+        migrate = bench.ours("migrate", src, "src/", dst, "m/", BENCH_WORKERS=str(workers))
+        up = bench.bucket("sup")
+        bench.ours("upload-parallel", str(workers), up, *firsts)  # the references
+        upload = bench.ours("upload-parallel", str(workers), up, *seconds)
+        assert set(upload["kinds"]) == {"delta"}, upload["kinds"]
+        rows.append({"workers": workers, "migrate_s": migrate["seconds"], "upload_s": upload["seconds"]})
+    base = rows[0]
+    for row in rows:
+        row["migrate_speedup"] = base["migrate_s"] / row["migrate_s"]
+        row["upload_speedup"] = base["upload_s"] / row["upload_s"]
+    return {"migrate_objects": count, "upload_artifacts": len(seconds), "rows": rows}
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     checks = []
 
@@ -225,6 +333,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if "rss" in results:
         check(f"peak RSS / codec's ({results['rss']['artifact_mb']} MB artifact)", results["rss"]["rss_ratio"], 1.5,
               "<=")  # fmt: skip
+    if "big" in results:
+        for row in results["big"]["rows"]:
+            if row["tool"] == "ours, 512 MB budget":
+                peak = max(row[s]["peak_rss_mb"] for s in ("put v1", "put v2", "get v2"))
+                check(f"peak RSS MB, {results['big']['artifact_mb']} MB artifact, 512 MB budget", peak, 512 + 128,
+                      "<=")  # fmt: skip
+    if "scaling" in results:
+        two = results["scaling"]["rows"][1]
+        check("migrate speed-up, 1 -> 2 workers", two["migrate_speedup"], 1.7, ">=")
+        check("upload speed-up, 1 -> 2 workers", two["upload_speedup"], 1.7, ">=")
     return checks
 
 
@@ -288,6 +406,31 @@ def markdown(results: dict[str, Any]) -> str:
         r = results["rss"]
         lines.append(f"Peak RSS, {r['artifact_mb']} MB artifact: upload {r['ours_upload_peak_rss_mb']:.0f} MB vs "
                      f"codec alone {r['codec_peak_rss_mb']:.0f} MB.")  # fmt: skip
+    if "big" in results:
+        big = results["big"]
+        lines += [
+            "",
+            f"{big['artifact_mb']} MB artifact, two versions (peak RSS MB / TMPDIR peak MB / seconds):",
+            "",
+            "| tool | window cap MB | put v1 | put v2 (delta) | get v2 | stored MB |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in big["rows"]:
+            cells = []
+            for step in ("put v1", "put v2", "get v2"):
+                r = row[step]
+                tmp = "n/a" if r["tmp_peak_mb"] is None else f"{r['tmp_peak_mb']:.0f}"
+                cells.append(f"{r['peak_rss_mb']:.0f} / {tmp} / {r['seconds']:.1f}")
+            lines.append(f"| {row['tool']} | {fmt(row.get('window_mb'))} | " + " | ".join(cells)
+                         + f" | {row['stored_bytes'] / MB:.1f} |")  # fmt: skip
+    if "scaling" in results:
+        sc = results["scaling"]
+        lines += ["", f"Scaling (migrate {sc['migrate_objects']} objects; upload {sc['upload_artifacts']} artifacts "
+                  "into their own deltaspaces):", "", "| workers | migrate s | speed-up | upload s | speed-up |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for row in sc["rows"]:
+            lines.append(f"| {row['workers']} | {row['migrate_s']:.2f} | {row['migrate_speedup']:.2f}x | "
+                         f"{row['upload_s']:.2f} | {row['upload_speedup']:.2f}x |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -313,13 +456,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     parser.add_argument("--no-peer", action="store_true", help="skip DeltaGlider 6.2.0")
     parser.add_argument("--rss-mb", type=int, default=None, help="artifact size for the RSS workload (512)")
-    parser.add_argument("--only", choices=["series", "migrate", "bucket", "rss"], action="append",
+    parser.add_argument("--big-mb", type=int, default=None, help="artifact size for the big workload (2048)")
+    parser.add_argument("--only", choices=["series", "migrate", "bucket", "rss", "big", "scaling"], action="append",
                         help="run only these workloads (repeatable); targets then cover what ran")  # fmt: skip
     args = parser.parse_args(argv)
     q = args.quick
     sizes = {"nightly": (6, 150_000) if q else (30, 1_700_000), "drift": (4, 1_000_000) if q else (9, 16_000_000),
              "logs": 100 if q else 2000, "objects": 500 if q else 20_000,
-             "rss": args.rss_mb or (16 if q else 512)}  # fmt: skip
+             "rss": args.rss_mb or (16 if q else 512), "big": args.big_mb or (64 if q else 2048)}  # fmt: skip
     with_peer = not args.no_peer
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="dg-bench-") as tmp, SeaweedServer() as server:
@@ -329,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         series = [nightly, corpora.drifting(work, *sizes["drift"])] + [corpora.directory(d) for d in args.dir]
         results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": q, "reps": args.reps,
                                    "machine": machine()}  # fmt: skip
-        wanted = set(args.only or ["series", "migrate", "bucket", "rss"])
+        wanted = set(args.only or ["series", "migrate", "bucket", "rss", "big", "scaling"])
         if "series" in wanted:
             results["series"] = [series_workload(bench, s, args.reps, with_peer) for s in series]
         if "migrate" in wanted:
@@ -338,9 +482,14 @@ def main(argv: list[str] | None = None) -> int:
             results["bucket"] = bucket_workload(bench, sizes["objects"], nightly.files[:5], args.reps, with_peer)
         if "rss" in wanted:
             results["rss"] = rss_workload(bench, sizes["rss"] * MB)
+        if "big" in wanted:
+            results["big"] = big_workload(bench, sizes["big"] * MB, with_peer)
+        if "scaling" in wanted:
+            results["scaling"] = scaling_workload(bench, q)
     if args.only and args.out.exists():  # keep the sections this run did not measure
         previous = json.loads(args.out.read_text())
-        results = {**{k: v for k, v in previous.items() if k in ("series", "migrate", "bucket", "rss")}, **results}
+        kept = ("series", "migrate", "bucket", "rss", "big", "scaling")
+        results = {**{k: v for k, v in previous.items() if k in kept}, **results}
     results["targets"] = targets(results)
     results["duration_s"] = round(time.time() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
