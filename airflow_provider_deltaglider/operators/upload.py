@@ -11,6 +11,7 @@ from airflow.sdk import Asset
 from deltaglider_core.digest import sha256_file
 from deltaglider_core.errors import InvalidLocation, NotFound
 from deltaglider_core.format import folder
+from deltaglider_core.parallel import run_grouped
 from deltaglider_core.progress import Progress, human_bytes
 
 from airflow_provider_deltaglider.assets import deltaspace_asset
@@ -102,11 +103,15 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
         if unchanged:
             self.log.info("%d file(s) already stored with the same SHA-256, not sent again", len(unchanged))
         progress = Progress("upload", len(todo), sum(s.path.stat().st_size for s in todo), self.log)
-        results = []
-        for item in todo:
-            result = store.put(item.path, bucket, base + item.name, max_ratio=ratio(self.max_ratio))
-            results.append(result.to_dict())
+        limit = ratio(self.max_ratio)
+
+        def put(item: Source) -> dict[str, Any]:
+            result = store.put(item.path, bucket, base + item.name, max_ratio=limit)
             progress.advance(1, result.original_size)
+            return result.to_dict()
+
+        # Different deltaspaces (and files stored whole) in parallel; one deltaspace's files in order.
+        results = run_grouped(todo, lambda item: store.write_group(bucket, base + item.name), put, store.max_workers)
         progress.finish()
         original = sum(r["original_size"] for r in results)
         stored = sum(r["stored_size"] for r in results)

@@ -162,8 +162,8 @@ class FilesystemCache:
 
     def store(self, sha256: str, source: Path) -> None:
         final = self._path(sha256)
-        if source.stat().st_size > self.max_bytes:
-            return
+        if source.stat().st_size > self.max_bytes // 4:  # a large reference stays only in the store's work
+            return  # directory (decrypted, in use): no second full-size copy on the temp disk
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as out:

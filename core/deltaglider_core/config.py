@@ -34,20 +34,20 @@ def cache_backend_from_env(env: Mapping[str, str] | None = None) -> str:
     return _env(env).get("DG_CACHE_BACKEND") or "filesystem"
 
 
-def cache_memory_mb_from_env(env: Mapping[str, str] | None = None) -> int:
-    raw = _env(env).get("DG_CACHE_MEMORY_SIZE_MB") or "100"
+def _megabytes(env: Mapping[str, str] | None, name: str, default: int) -> int:
+    raw = _env(env).get(name) or str(default)
     try:
         return int(raw)
     except ValueError as exc:
-        raise DeltaGliderError(f"DG_CACHE_MEMORY_SIZE_MB={raw!r} is not an integer number of megabytes.") from exc
+        raise DeltaGliderError(f"{name}={raw!r} is not an integer number of megabytes.") from exc
+
+
+def cache_memory_mb_from_env(env: Mapping[str, str] | None = None) -> int:
+    return _megabytes(env, "DG_CACHE_MEMORY_SIZE_MB", 100)
 
 
 def cache_disk_mb_from_env(env: Mapping[str, str] | None = None) -> int:
-    raw = _env(env).get("DG_CACHE_DISK_SIZE_MB") or "4096"
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise DeltaGliderError(f"DG_CACHE_DISK_SIZE_MB={raw!r} is not an integer number of megabytes.") from exc
+    return _megabytes(env, "DG_CACHE_DISK_SIZE_MB", 4096)
 
 
 def encryption_key_from_env(env: Mapping[str, str] | None = None) -> str | None:

@@ -60,6 +60,7 @@ class PutResult(_ToDict):
     reference_created: bool = False
     rebased: bool = False
     delta_ratio: float | None = None
+    source_window: int | None = None  # xdelta3 source window of the encode, when the memory budget reduced it
 
     @property
     def ratio(self) -> float:

@@ -232,6 +232,8 @@ class DeltaStore:
             cmd = self._encode(reference, source, delta, base)
         result = self._store_delta(source, loc, digest, base, reference, delta, cmd, None, seen)
         self.refs.record(loc.bucket, base.key, result.stored_size)
+        if full_window(base.size) > self.window:  # encoded with less than the whole reference: say so
+            result = replace(result, source_window=self.window)
         return result
 
     def _put_poor(
@@ -385,6 +387,12 @@ class DeltaStore:
             sha256=digest.sha256,
             delta_ratio=delta_ratio,
         )
+
+    def write_group(self, bucket: str, key: str) -> str:
+        """What writes of ``key`` must be serialised with: its deltaspace for an archive (one reference, uploads
+        in order), else the key alone. Used to run many files' puts in parallel (:mod:`.parallel`)."""
+        loc = validate_logical_key(bucket, key)
+        return f"space:{loc.prefix}" if is_delta_eligible(loc.name, self.delta_extensions) else f"key:{key}"
 
     # ------------------------------------------------------------------ reads
     def get(self, bucket: str, key: str, dest: str | os.PathLike[str]) -> GetResult:

@@ -20,6 +20,7 @@ from .digest import sha256_file
 from .errors import DeltaGliderError, InvalidLocation
 from .format import folder
 from .models import ObjectInfo, jsonable
+from .parallel import run_grouped
 from .paths import inside, plan_local_files
 from .progress import LogLike, Progress
 from .selection import selected
@@ -96,10 +97,13 @@ def sync_up(
     sent = 0
     if not dry_run:
         progress = Progress("sync up", len(todo), sum(local[r].stat().st_size for r in todo), log)
-        for rel in todo:
+
+        def put(rel: str) -> int:
             result = store.put(local[rel], bucket, base + rel, max_ratio=max_ratio)
-            sent += result.original_size
             progress.advance(1, result.original_size)
+            return result.original_size
+
+        sent = sum(run_grouped(todo, lambda rel: store.write_group(bucket, base + rel), put, store.max_workers))
         for rel in gone:
             store.delete(bucket, base + rel)
         progress.finish()
@@ -125,9 +129,9 @@ def _fetch(
     A file the local file system refuses is reported in ``refused`` and the others go on.
     """
     progress = Progress("sync down", len(items), None, log)
-    received = 0
-    written: list[str] = []
-    for obj, path in items:
+
+    def fetch(item: tuple[ObjectInfo, Path]) -> int | None:
+        obj, path = item
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             result = store.get(bucket, obj.key, path)
@@ -136,15 +140,18 @@ def _fetch(
         except OSError as exc:
             log.error("could not write s3://%s/%s to %s: %s", bucket, obj.key, path, exc)
             refused.append(f"s3://{bucket}/{obj.key}: could not write {path}: {exc}")
-            continue
+            return None
         if obj.last_modified is not None:
             stamp = obj.last_modified.timestamp()
             os.utime(path, (stamp, stamp))
-        received += result.size
-        written.append(obj.key)
         progress.advance(1, result.size)
+        return result.size
+
+    # Reads are independent: each file is its own group (paths were planned apart, no two share a path).
+    sizes = run_grouped(items, lambda item: item[0].key, fetch, store.max_workers)
     progress.finish()
-    return received, written
+    written = [obj.key for (obj, _), size in zip(items, sizes, strict=True) if size is not None]
+    return sum(size for size in sizes if size is not None), written
 
 
 def sync_down(

@@ -91,19 +91,20 @@ def test_bad_configuration_is_explained() -> None:
 
 
 def test_filesystem_cache_stays_within_its_bound_evicting_least_recently_used(tmp_path: Path) -> None:
-    """1 MiB references (1.33 MiB encrypted) into a 3 MiB cache: the one just fetched survives, the LRU goes."""
-    cache = FilesystemCache(tmp_path / "cache", max_bytes=3 << 20)
-    refs = [_file(tmp_path, f"r{i}", os.urandom(1 << 20)) for i in range(4)]
-    for i, (src, sha) in enumerate(refs[:2]):
+    """900 KiB references (1.2 MiB encrypted) into a 4 MiB cache: three fit; a fourth evicts the least recently
+    used (the one just fetched survives); one over a quarter of the cap is not cached at all."""
+    cache = FilesystemCache(tmp_path / "cache", max_bytes=4 << 20)
+    refs = [_file(tmp_path, f"r{i}", os.urandom(900 << 10)) for i in range(4)]
+    for i, (src, sha) in enumerate(refs[:3]):
         cache.store(sha, src)
-        os.utime(cache.directory / f"{sha}.fernet", (1_000 + i, 1_000 + i))  # r0 older than r1
+        os.utime(cache.directory / f"{sha}.fernet", (1_000 + i, 1_000 + i))  # r0 oldest, then r1, r2
     assert cache.fetch(refs[0][1], tmp_path / "out0") is True  # r0 is now the most recently used
-    cache.store(refs[2][1], refs[2][0])  # over the bound: r1, the least recently used, goes
+    cache.store(refs[3][1], refs[3][0])  # over the bound: r1, the least recently used, goes
     assert cache.used_bytes() <= cache.max_bytes
     kept = sorted(p.name for p in cache.directory.glob("*.fernet"))
-    assert kept == sorted(f"{refs[i][1]}.fernet" for i in (0, 2))
-    too_big = _file(tmp_path, "big", os.urandom(4 << 20))
-    cache.store(too_big[1], too_big[0])  # larger than the whole bound: not kept, nothing else evicted
+    assert kept == sorted(f"{refs[i][1]}.fernet" for i in (0, 2, 3))
+    too_big = _file(tmp_path, "big", os.urandom(2 << 20))
+    cache.store(too_big[1], too_big[0])  # over a quarter of the cap: not kept, nothing else evicted
     assert cache.fetch(too_big[1], tmp_path / "big-out") is False
     assert sorted(p.name for p in cache.directory.glob("*.fernet")) == kept
 
