@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import io
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -103,6 +104,48 @@ def s3_error(exc: Exception, action: str, bucket: str, key: str | None = None) -
             "This is not a network problem: the value named above cannot be sent to S3."
         )
     return StorageError(f"Could not {action} {where}: {exc}. Check the endpoint URL and the network.", retryable=True)
+
+
+class FilePart(io.RawIOBase):
+    """``length`` bytes of a file from ``offset``, as a seekable stream: a multipart part is sent (and its
+    checksum computed) in small reads, never held in memory whole."""
+
+    def __init__(self, path: Path, offset: int, length: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._start, self._length, self._pos = offset, length, 0
+        self._file.seek(offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return self._length
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        wanted = min(len(view), self._length - self._pos)
+        if wanted <= 0:
+            return 0
+        got = self._file.readinto(view[:wanted])
+        self._pos += got or 0
+        return got or 0
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = max(0, min(self._length, base + offset))
+        self._file.seek(self._start + self._pos)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 class S3:
@@ -317,15 +360,14 @@ class S3:
             parts = []
             # At most MAX_PARTS parts (S3 allows 10,000), each read into memory once: the store sizes part_size
             # from its memory budget.
-            part_size = max(self.part_size, -(-os.path.getsize(path) // MAX_PARTS))
-            with open(path, "rb") as handle:
-                number = 1
-                while chunk := handle.read(part_size):
+            size = os.path.getsize(path)
+            part_size = max(self.part_size, -(-size // MAX_PARTS))
+            for number, offset in enumerate(range(0, size, part_size), start=1):
+                with FilePart(path, offset, min(part_size, size - offset)) as body:
                     resp = self.client.upload_part(
-                        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+                        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
                     )
-                    parts.append({"PartNumber": number, "ETag": resp["ETag"]})
-                    number += 1
+                parts.append({"PartNumber": number, "ETag": resp["ETag"]})
             done: dict[str, Any] = self.client.complete_multipart_upload(
                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **complete_args
             )
