@@ -1,5 +1,6 @@
 """Large artifacts within the memory budget, measured on a real SeaweedFS in a process of their own
-(devtools/memprobe.py): peak RSS (``ru_maxrss``) of put reference, put delta and get. Not timed."""
+(devtools/memprobe.py): peak RSS (VmHWM, counted from after the artifact was generated) of put reference,
+put delta and get. Not timed."""
 
 from __future__ import annotations
 
