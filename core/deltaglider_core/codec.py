@@ -76,11 +76,23 @@ class LibraryRunner:
         self._main.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
         self._main.restype = ctypes.c_int
 
-    def run(self, args: list[str]) -> tuple[int, str]:
+    def _call(self, args: list[str]) -> tuple[int, str]:
         encoded = [b"xdelta3", *(a.encode() for a in args)]
         argv = (ctypes.c_char_p * (len(encoded) + 1))(*encoded, None)
+        return int(self._main(len(encoded), argv)), ""
+
+    def run(self, args: list[str]) -> tuple[int, str]:
         with self._lock:
-            return int(self._main(len(encoded), argv)), ""
+            return self._call(args)
+
+    def try_run(self, args: list[str]) -> tuple[int, str] | None:
+        """Run now if no other call is running in this process, else None (the caller goes elsewhere)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._call(args)
+        finally:
+            self._lock.release()
 
 
 class CliRunner:
@@ -105,13 +117,14 @@ class XDelta3Codec:
         self.level = level
         self.name = f"xdelta3/{runner.name}"
 
-    def _flags(self, source: Path, window: int | None) -> list[str]:
-        size = source.stat().st_size
-        chosen = source_window(size) if window is None else min(window, source_window(size))
-        return [*self._runner.extra_flags, "-S", "none", "-B", str(chosen)]
+    def _flags(self, runner: _Runner, source: Path, window: int | None) -> list[str]:
+        """xdelta3 options: no secondary compression, and ``window`` (capped by what covers the source)."""
+        whole = source_window(source.stat().st_size)
+        chosen = whole if window is None else min(window, whole)
+        return [*runner.extra_flags, "-S", "none", "-B", str(chosen)]
 
     def encode(self, source: Path, target: Path, out: Path, window: int | None = None) -> str:
-        flags = [f"-{self.level}", *self._flags(source, window)]
+        flags = [f"-{self.level}", *self._flags(self._runner, source, window)]
         code, err = self._runner.run(["-e", "-f", *flags, "-s", str(source), str(target), str(out)])
         if code != 0:
             raise CodecError(
@@ -146,9 +159,7 @@ class XDelta3Codec:
             close()
 
     def _decode(self, runner: _Runner, source: Path, delta: Path, out: Path, window: int | None) -> None:
-        size = source.stat().st_size
-        chosen = source_window(size) if window is None else min(window, source_window(size))
-        flags = [*runner.extra_flags, "-S", "none", "-B", str(chosen)]
+        flags = self._flags(runner, source, window)
         code, err = runner.run(["-d", "-f", *flags, "-s", str(source), str(delta), str(out)])
         if code != 0:
             raise CodecError(

@@ -57,8 +57,7 @@ class ProcessRunner:
         self.library_path = library_path
         self.workers = max(1, workers)
         self.budget = budget
-        self._local = LibraryRunner(library_path)
-        self._local_lock = threading.Lock()
+        self._local = LibraryRunner(library_path)  # its process-wide lock says whether this process is free
         self._state = threading.Condition()
         self._reserved = 0
         self._running = 0
@@ -86,19 +85,21 @@ class ProcessRunner:
                     context = multiprocessing.get_context("spawn")
                     self._pool = ProcessPoolExecutor(max_workers=self.workers - 1, mp_context=context)
                 except (OSError, AssertionError, ValueError) as exc:
-                    self._pool_failed = True
-                    log.info("codec worker processes unavailable (%s): encodes and decodes run one at a time", exc)
+                    self._unavailable(exc)
             return self._pool
+
+    def _unavailable(self, exc: BaseException) -> None:
+        """Worker processes cannot start here: every call runs in this process from now on (logged once)."""
+        self._pool_failed = True
+        log.info("codec worker processes unavailable (%s): encodes and decodes run one at a time", exc)
 
     def run(self, args: list[str]) -> tuple[int, str]:
         cost = call_cost(args)
         self._admit(cost)
         try:
-            if self._local_lock.acquire(blocking=False):
-                try:
-                    return self._local.run(args)
-                finally:
-                    self._local_lock.release()
+            done = self._local.try_run(args)
+            if done is not None:
+                return done
             pool = self._executor()
             if pool is not None:
                 try:
@@ -109,13 +110,11 @@ class ProcessRunner:
                     ) from exc
                 except (OSError, AssertionError) as exc:  # the pool could not start a process: stay in-process
                     with self._state:
-                        self._pool_failed = True
-                    log.info("codec worker processes unavailable (%s): encodes and decodes run one at a time", exc)
+                        self._unavailable(exc)
                 else:
                     self.remote_calls += 1
                     return result
-            with self._local_lock:
-                return self._local.run(args)
+            return self._local.run(args)
         finally:
             self._release(cost)
 

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DeltaGliderError
-from .format import DELTA_SUFFIX, Location, folder, logical_key, meta_get
+from .format import DELTA_SUFFIX, folder, logical_key, meta_get
 from .listing import parallel_pages
 from .models import jsonable
-from .policy import is_delta_eligible
 from .progress import LogLike, Progress
 from .s3 import S3, Listed
 from .selection import selected, shard_of
@@ -154,8 +153,7 @@ class Migration:
                 if obj.key.endswith("/") or not selected(logical[len(root) :], self.include, self.exclude):
                     continue
                 dest_key = dest_key_for(logical, root, self.dst[1], self.preserve_prefix)
-                archive = is_delta_eligible(dest_key, self.store.delta_extensions)
-                group = "space:" + Location(self.dst[0], dest_key).prefix if archive else "key:" + dest_key
+                group = self.store.write_group(self.dst[0], dest_key)
                 if shard_of(group, self.shard[1]) == self.shard[0]:
                     groups.setdefault(group, []).append((obj, dest_key))
         # Archives of a deltaspace go in version order (1.0.2 before 1.0.10), so each delta is against a

@@ -391,7 +391,7 @@ class DeltaStore:
     def write_group(self, bucket: str, key: str) -> str:
         """What writes of ``key`` must be serialised with: its deltaspace for an archive (one reference, uploads
         in order), else the key alone. Used to run many files' puts in parallel (:mod:`.parallel`)."""
-        loc = validate_logical_key(bucket, key)
+        loc = Location(bucket, key)
         return f"space:{loc.prefix}" if is_delta_eligible(loc.name, self.delta_extensions) else f"key:{key}"
 
     # ------------------------------------------------------------------ reads
