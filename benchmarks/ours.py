@@ -30,9 +30,12 @@ def _client() -> Any:
 
 
 def _store(**kwargs: Any) -> Any:
+    """A store as the hook makes one: the session's credentials handed over, so the fast transport can sign
+    (``DG_FAST_TRANSPORT=0`` in the environment measures boto3 alone)."""
+    import boto3
     from deltaglider_core import DeltaStore
 
-    return DeltaStore(_client(), **kwargs)
+    return DeltaStore(_client(), credentials=boto3.Session().get_credentials(), **kwargs)
 
 
 def op_upload(bucket: str, prefix: str, *files: str) -> dict[str, Any]:
@@ -98,10 +101,10 @@ def op_download(bucket: str, dest: str, *keys: str) -> dict[str, Any]:
 def op_migrate(src_bucket: str, src_prefix: str, dst_bucket: str, dst_prefix: str) -> dict[str, Any]:
     from deltaglider_core.migrate import Migration
 
-    client = _client()
     workers = int(os.environ.get("BENCH_WORKERS", "8"))
     store = _store(max_workers=workers)
-    report = Migration(store, client, src_bucket, src_prefix, dst_bucket, dst_prefix, max_workers=workers).run()
+    report = Migration(store, store.s3.client, src_bucket, src_prefix, dst_bucket, dst_prefix,
+                       max_workers=workers).run()  # fmt: skip
     store.close()
     return {"seconds": report.duration_s, "migrated": report.migrated, "failed": report.failed,
             "bytes_in": report.bytes_in, "bytes_stored": report.bytes_stored}  # fmt: skip

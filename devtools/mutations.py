@@ -363,13 +363,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a missing key is not answered on the fast path (every miss costs a boto3 round trip)",
     ),
     Mutation(
-        "wire-ignores-chunked",
+        "fast-path-ignores-proxy",
         "transport",
-        "core/deltaglider_core/wire.py",
-        '"chunked" in',
-        '"never" in',
-        ("tests/unit/test_wire.py",),
-        "chunked response bodies are misread",
+        "core/deltaglider_core/fast_http.py",
+        'proxy = self.proxies.proxy_url_for(url) or ""',
+        'proxy = ""',
+        ("tests/integration/test_fast_http.py",),
+        "the fast path goes around the proxy boto3 uses (HTTP_PROXY)",
     ),
     # ---------------------------------------------------------------- added with issues #13 and #14
     Mutation(

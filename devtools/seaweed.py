@@ -137,6 +137,12 @@ class SeaweedServer:
                 for sock in tmp.glob(pattern):
                     sock.unlink(missing_ok=True)
 
+    def credentials(self):  # type: ignore[no-untyped-def]
+        """This server's credentials as boto3's ``session.get_credentials()`` gives them (the fast transport)."""
+        from botocore.credentials import Credentials
+
+        return Credentials(self.access_key, self.secret_key)
+
     def client(self):  # type: ignore[no-untyped-def]
         """A boto3 S3 client for this server."""
         import boto3

@@ -10,21 +10,28 @@ however runs overlap; a run whose hour saw no release is skipped. The sensor is
 deferrable (the wait, if any, is in the triggerer, not a worker slot) and returns the newest release and
 all new ones in version order; the checks fan out over them with dynamic task mapping.
 
+The releases are their own asset (``release_asset``: ``s3://artifacts/nightly/app/app-*.zip``), not the
+deltaspace's asset that upload tasks emit events on, so one release starts one run. Both waits poll every
+60 s (sensor) and 120 s (watcher); ``DELTAGLIDER_EXAMPLE_POLL_SECONDS`` in the environment of the DAG
+processor and triggerer sets both (the deployment tests poll every few seconds).
+
 Connection: ``deltaglider_default``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from airflow.sdk import DAG, AssetWatcher, Param, task
 
-from airflow_provider_deltaglider.assets import deltaspace_asset
+from airflow_provider_deltaglider.assets import release_asset
 from airflow_provider_deltaglider.operators.download import DeltaGliderDownloadOperator
 from airflow_provider_deltaglider.sensors.release import DeltaGliderReleaseSensor
 from airflow_provider_deltaglider.triggers.release import DeltaGliderReleaseEventTrigger
 
 NEWEST = "{{ ti.xcom_pull(task_ids='wait_for_release')['newest']['key'] }}"
+POLL_SECONDS = int(os.environ.get("DELTAGLIDER_EXAMPLE_POLL_SECONDS") or 0)
 
 
 @task
@@ -74,7 +81,7 @@ with DAG(
         newer_than="{{ params.newer_than or (logical_date - macros.timedelta(hours=1)).isoformat() }}",
         up_to="{{ params.up_to or logical_date.isoformat() }}",
         deferrable=True,
-        poke_interval=60,
+        poke_interval=POLL_SECONDS or 60,
         timeout=600,  # the interval is over when the run starts: a short wait covers a late listing
         soft_fail=True,  # no release in this interval: skipped, not failed
     )
@@ -87,13 +94,14 @@ with DAG(
     wait >> fetch >> checks
 
 
-release_feed = deltaspace_asset(
+release_feed = release_asset(
     "s3://artifacts/nightly/app/",
+    "app-*.zip",
     watchers=[
         AssetWatcher(
             name="new_app_release",
             trigger=DeltaGliderReleaseEventTrigger(
-                location="s3://artifacts/nightly/app/", pattern="app-*.zip", poke_interval=120
+                location="s3://artifacts/nightly/app/", pattern="app-*.zip", poke_interval=POLL_SECONDS or 120
             ),
         )
     ],

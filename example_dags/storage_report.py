@@ -1,7 +1,9 @@
-"""Storage report: exact savings of a bucket, every day, as a logged table plus JSON and HTML files.
+"""Storage report: exact savings of a bucket after every nightly upload, as a logged table plus JSON and HTML files.
 
-The HTML page is self-contained (inline SVG bar chart of original vs stored bytes per deltaspace), so
-a later task can publish it anywhere. Connection: ``deltaglider_default``.
+Scheduled on the nightly deltaspace's asset: each ``nightly_builds`` run's upload emits an event on it
+(``s3://artifacts/nightly/app``), and each event starts one report. The HTML page is self-contained (inline
+SVG bar chart of original vs stored bytes per deltaspace), so a later task can publish it anywhere.
+Connection: ``deltaglider_default``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import datetime as dt
 
 from airflow.sdk import DAG, Param
 
+from airflow_provider_deltaglider.assets import deltaspace_asset
 from airflow_provider_deltaglider.operators.stats import DeltaGliderStatsOperator
 
 with DAG(
     dag_id="storage_report",
-    schedule="@daily",
+    schedule=[deltaspace_asset("s3://artifacts/nightly/app/")],
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     tags=["deltaglider", "example"],
@@ -28,5 +31,5 @@ with DAG(
         task_id="stats",
         location="{{ params.location }}",
         detailed=True,
-        report_path="{{ params.report_dir }}/storage-{{ ds }}",
+        report_path="{{ params.report_dir }}/storage-{{ dag_run.run_after.strftime('%Y%m%dT%H%M%S') }}",
     )

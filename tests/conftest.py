@@ -110,6 +110,19 @@ class S3Env:
     secret_key: str
     region: str = "us-east-1"
 
+    @property
+    def credentials(self) -> Any:
+        """The client's credentials, as ``session.get_credentials()`` gives them (for the fast transport)."""
+        from botocore.credentials import Credentials
+
+        return Credentials(self.access_key, self.secret_key)
+
+    def store(self, **options: Any) -> Any:
+        """A DeltaStore on this server, with the fast transport where the server is real."""
+        from deltaglider_core import DeltaStore
+
+        return DeltaStore(self.client, credentials=self.credentials, **options)
+
 
 def new_bucket_name() -> str:
     return f"t-{uuid.uuid4().hex[:20]}"
@@ -122,7 +135,7 @@ def moto_s3() -> Iterator[S3Env]:
     from moto import mock_aws
 
     with mock_aws(), pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DG_FAST_HEAD", "0")  # moto answers boto3 calls only, not raw HTTP
+        patch.setenv("DG_FAST_TRANSPORT", "0")  # moto answers boto3 calls only, not raw HTTP
         client = boto3.client("s3", region_name="us-east-1")
         bucket = new_bucket_name()
         client.create_bucket(Bucket=bucket)

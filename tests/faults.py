@@ -1,11 +1,15 @@
 """A fault-injecting S3 proxy on loopback, between the engine and a real S3 server (SeaweedFS in the tests).
 
 Requests are forwarded unchanged (Host header included, so the client's SigV4 signature stays valid) with
-urllib3, except those a :class:`Fault` picks: the n-th request matching a method and a query/path test can be
-answered with 500 InternalError, 503 SlowDown, a TCP reset (no response at all), a stall (the reply held
-back for a while, so the client's read timeout fires), or forwarded without ``If-None-Match`` / ``If-Match``
-(a server that ignores conditional requests: the request is signed again with the test credentials, because
-botocore signs those headers).
+urllib3, except those a :class:`Fault` picks: the n-th request matching a method, a query/path test and a
+User-Agent can be answered with 500 InternalError, 503 SlowDown, 403 AccessDenied, a 301 PermanentRedirect or
+307 TemporaryRedirect, a TCP reset (no response at all), a stall (the reply held back for a while, so the
+client's read timeout fires), or forwarded without ``If-None-Match`` / ``If-Match`` (a server that ignores
+conditional requests: the request is signed again with the test credentials, because botocore signs those
+headers).
+
+It also serves as a forward HTTP proxy (``HTTP_PROXY``): requests in absolute form are forwarded the same way
+and recorded in ``proxied``; with ``tls=(cert, key)`` it serves HTTPS.
 
     with FaultProxy(server.endpoint_url, credentials) as proxy:
         proxy.inject(Fault("500", method="GET", query="list-type=2", nth=2))
@@ -30,11 +34,15 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-KINDS = ("500", "503", "reset", "stall", "strip-conditions")
+KINDS = ("500", "503", "403", "301", "307", "reset", "stall", "strip-conditions")
 _ERRORS = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
     "503": (503, "SlowDown", "Please reduce your request rate."),
-}
+    "403": (403, "AccessDenied", "Access Denied"),
+    "301": (301, "PermanentRedirect", "The bucket you are attempting to access must be addressed using the "
+            "specified endpoint."),
+    "307": (307, "TemporaryRedirect", "Please re-send this request to the specified temporary endpoint."),
+}  # fmt: skip
 _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 
 
@@ -47,6 +55,7 @@ class Fault:
     query: str | None = None  # a substring of the query string, e.g. "list-type=2" (ListObjectsV2)
     path: str | None = None  # a substring of the path
     header: str | None = None  # a request header that must be present, e.g. "If-None-Match"
+    agent: str | None = None  # a substring of the User-Agent, e.g. "fast-transport" (not boto3's requests)
     nth: int = 1
     times: int = 1
     stall: float = 3.0
@@ -63,6 +72,8 @@ class Fault:
         if self.query is not None and self.query not in query:
             return False
         if self.path is not None and self.path not in path:
+            return False
+        if self.agent is not None and self.agent not in headers.get("User-Agent", ""):
             return False
         return self.header is None or self.header in headers
 
@@ -87,6 +98,8 @@ class FaultProxy:
     credentials: Credentials
     faults: list[Fault] = field(default_factory=list)
     log: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path?query, what happened)
+    proxied: list[tuple[str, str, str]] = field(default_factory=list)  # absolute-form: (method, URL, User-Agent)
+    tls: tuple[Any, Any] | None = None  # (certificate file, key file): serve HTTPS
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _pool: urllib3.HTTPConnectionPool | None = None
@@ -97,6 +110,8 @@ class FaultProxy:
     def endpoint_url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
+        if self.tls is not None:
+            return f"https://localhost:{port}"  # the name in the test certificate
         return f"http://{host}:{port}"
 
     def inject(self, *faults: Fault) -> None:
@@ -107,6 +122,7 @@ class FaultProxy:
         with self._lock:
             self.faults.clear()
             self.log.clear()
+            self.proxied.clear()
 
     def _pick(self, method: str, path: str, query: str, headers: Any) -> Fault | None:
         with self._lock:
@@ -121,6 +137,12 @@ class FaultProxy:
             target.hostname or "127.0.0.1", target.port, maxsize=16, retries=False, timeout=30.0
         )
         self._server = _Server(("127.0.0.1", 0), _handler(self))
+        if self.tls is not None:
+            import ssl
+
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
         self._thread.start()
         return self
@@ -148,7 +170,7 @@ class FaultProxy:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def client(self, **config: Any) -> Any:
+    def client(self, verify: bool | str | None = None, **config: Any) -> Any:
         """A boto3 S3 client through the proxy (path-style; read timeout 1 s so a stall is noticed quickly)."""
         import boto3
         from botocore.config import Config
@@ -161,6 +183,7 @@ class FaultProxy:
             aws_secret_access_key=self.credentials.secret_key,
             region_name=self.credentials.region,
             config=Config(**settings),
+            verify=verify,
         )
 
     def _resign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
@@ -222,6 +245,11 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _handle(self) -> None:
             method = self.command
+            if self.path.startswith(("http://", "https://")):  # a forward-proxy request: keep the origin form
+                with proxy._lock:
+                    proxy.proxied.append((method, self.path, self.headers.get("User-Agent", "")))
+                target = urlsplit(self.path)
+                self.path = target.path + (f"?{target.query}" if target.query else "")
             path, _, query = self.path.partition("?")
             body = self._body()
             fault = proxy._pick(method, path, query, self.headers)
@@ -267,6 +295,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 f"<RequestId>fault-proxy</RequestId></Error>"
             ).encode()
             self.send_response_only(status)
+            if status in (301, 307):
+                self.send_header("x-amz-bucket-region", "eu-west-3")
+                self.send_header("Location", f"http://127.0.0.1:9{self.path}")  # nowhere: never followed here
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("x-amz-request-id", "fault-proxy")

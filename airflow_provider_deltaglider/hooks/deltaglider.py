@@ -10,7 +10,7 @@ from deltaglider_core.ec2 import PreflightResult, preflight
 
 from airflow_provider_deltaglider.compat import BaseHook, mask_secret
 
-from .session import s3_client
+from .session import S3Connection, s3_client
 from .settings import ConnectionSettings, settings_from_connection
 
 
@@ -65,7 +65,8 @@ class DeltaGliderHook(BaseHook):
         return settings
 
     @cached_property
-    def client(self) -> Any:
+    def connection(self) -> S3Connection:
+        """The boto3 client with its session's credentials and ``verify`` (see hooks/session.py)."""
         s = self.settings
         return s3_client(
             s,
@@ -74,6 +75,10 @@ class DeltaGliderHook(BaseHook):
             verify=self.verify,
             config={**s.client_config, **self.client_config},
         )
+
+    @property
+    def client(self) -> Any:
+        return self.connection.client
 
     def get_conn(self) -> Any:
         return self.client
@@ -107,6 +112,8 @@ class DeltaGliderHook(BaseHook):
                 memory_budget_mb=s.memory_budget_mb,
                 allow_unconditional_writes=s.allow_unconditional_writes,
                 fast_transport=s.fast_transport,
+                credentials=self.connection.credentials,
+                verify=self.connection.verify,
             )
         return self._store
 

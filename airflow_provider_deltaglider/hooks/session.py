@@ -11,6 +11,7 @@ refused by name instead of running silently as the worker's own identity. A ``de
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from typing import Any
 
 from .settings import ConnectionSettings, SettingsError
@@ -22,6 +23,16 @@ def amazon_provider_installed() -> bool:
     return importlib.util.find_spec("airflow.providers.amazon") is not None
 
 
+@dataclass(frozen=True)
+class S3Connection:
+    """A boto3 S3 client with what the engine's fast transport needs to behave exactly like it: the session's
+    credentials (refreshable: assumed roles renew) and the ``verify`` value the client was made with."""
+
+    client: Any
+    credentials: Any
+    verify: bool | str | None
+
+
 def s3_client(
     settings: ConnectionSettings,
     *,
@@ -29,7 +40,7 @@ def s3_client(
     endpoint_url: str | None,
     verify: bool | str | None,
     config: dict[str, Any],
-) -> Any:
+) -> S3Connection:
     """The S3 client for ``settings``; the explicit arguments (hook/operator parameters) win over extras."""
     from botocore.config import Config
 
@@ -55,9 +66,10 @@ def s3_client(
         aws_session_token=settings.session_token,
         region_name=region_name or settings.region_name,
     )
-    return session.client(
+    client = session.client(
         "s3", endpoint_url=endpoint_url or settings.endpoint_url, config=Config(**config), verify=verify
     )
+    return S3Connection(client, session.get_credentials(), verify)
 
 
 def _amazon_client(
@@ -67,7 +79,7 @@ def _amazon_client(
     endpoint_url: str | None,
     verify: bool | str | None,
     config: dict[str, Any],
-) -> Any:
+) -> S3Connection:
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
     from botocore.config import Config
 
@@ -78,7 +90,8 @@ def _amazon_client(
         verify=verify,
         config=Config(**config),
     )
-    if endpoint_url is None:
-        return aws.get_client_type(region_name=region_name)
-    session = aws.get_session(region_name=region_name)  # an explicit endpoint wins over service_config
-    return session.client("s3", endpoint_url=endpoint_url, config=aws.config, verify=aws.verify)
+    session = aws.get_session(region_name=region_name)
+    # An explicit endpoint wins over the connection's service_config (which AwsBaseHook's clients use).
+    endpoint = endpoint_url or aws.conn_config.get_service_endpoint_url(service_name="s3")
+    client = session.client("s3", endpoint_url=endpoint, config=aws.config, verify=aws.verify)
+    return S3Connection(client, session.get_credentials(), aws.verify)

@@ -111,6 +111,8 @@ class DeltaGliderMigrateOperator(DeltaGliderBaseOperator):
             shard=parse_shard(self.shard, self.shard_index, self.shard_count),
             max_workers=self.max_workers,
             logger=self.log,
+            source_credentials=self.source_hook.connection.credentials,
+            source_verify=self.source_hook.connection.verify,
         )
         report = migration.run(dry_run=self.plan_only)
         self.log.info(

@@ -7,14 +7,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetAlias
 from deltaglider_core.digest import sha256_file
 from deltaglider_core.errors import InvalidLocation, NotFound
 from deltaglider_core.format import folder
 from deltaglider_core.parallel import run_grouped
 from deltaglider_core.progress import Progress, human_bytes
 
-from airflow_provider_deltaglider.assets import deltaspace_asset
+from airflow_provider_deltaglider.assets import UPLOADS_ALIAS, deltaspace_asset, uploads_alias
 
 from .base import DeltaGliderBaseOperator, connection_template_fields, ratio, split_url, task_entry
 from .sources import Source, resolve_sources
@@ -37,8 +37,9 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
 
     Returns (XCom) ``{"dest", "files": [{key, stored_key, kind, original_size, stored_size, ratio, sha256,
     ref_key, ...}], "count", "original_bytes", "stored_bytes", "saved_bytes", "saved_ratio", "duration_s"}``.
-    When ``dest`` has no template, the operator's outlet is the deltaspace's asset, named and addressed
-    ``s3://bucket/prefix`` (no trailing slash; see ``assets.py``), and each run emits an event.
+    Each run emits an event on the deltaspace's asset, named and addressed ``s3://bucket/prefix`` (no trailing
+    slash; see ``assets.py``): it is the outlet when ``dest`` has no template, else the event goes through
+    the ``deltaglider-uploads`` asset alias for the rendered destination. ``outlets=[]`` emits none.
     """
 
     template_fields: Sequence[str] = connection_template_fields("source", "dest", "max_ratio")
@@ -54,7 +55,9 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
         replace: bool = False,
         **kwargs: Any,
     ) -> None:
-        if "outlets" not in kwargs and "{{" not in dest:
+        if "outlets" not in kwargs and "{{" in dest:
+            kwargs["outlets"] = [uploads_alias()]  # the asset is known once the destination is rendered
+        elif "outlets" not in kwargs:
             # A bad URL gets no outlet: the task itself fails with the message (a DAG file must still parse).
             with contextlib.suppress(InvalidLocation):
                 kwargs["outlets"] = [deltaspace_asset(dest)]
@@ -126,11 +129,12 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
             "saved_ratio": round((original - stored) / original, 6) if original else None,
             "duration_s": round(time.monotonic() - started, 3),
         }
+        extra = {k: summary[k] for k in ("count", "original_bytes", "stored_bytes")}
         for outlet in self.outlets or []:
             if isinstance(outlet, Asset):
-                context["outlet_events"][outlet].extra = {
-                    k: summary[k] for k in ("count", "original_bytes", "stored_bytes")
-                }
+                context["outlet_events"][outlet].extra = extra
+            elif isinstance(outlet, AssetAlias) and outlet.name == UPLOADS_ALIAS:
+                context["outlet_events"][outlet].add(deltaspace_asset(self.dest), extra=extra)
         self.log.info(
             "uploaded %d file(s) to %s: %s stored as %s (%s saved)%s",
             len(results), summary["dest"], human_bytes(original), human_bytes(stored),

@@ -2,17 +2,24 @@
 
 botocore spends ~0.7 ms of CPU per HEAD and ~60 µs per listed key (its XML parser and dateutil); on a
 2-core worker that, not the network, bounds detailed stats, metadata listings and migrations. Here the
-request is signed with SigV4 using the boto3 client's own (refreshable) credentials and region, sent
-over a minimal keep-alive HTTP client, and a LIST page is read with the C ElementTree parser. The URL
-layout (endpoint, addressing style) is learned once per bucket from a URL presigned by the same client,
-so botocore's endpoint rules still decide where requests go.
+request is signed with SigV4 (``sigv4.py``, kept byte-for-byte equal to botocore's signer by its tests)
+using the credentials the caller hands over (``session.get_credentials()``: refreshable, so assumed roles
+keep working), sent over urllib3 (pooling, proxies, TLS; response headers read by ``lean_response.py``
+instead of the stdlib's email parser), and a LIST page is read with the C ElementTree parser. Each
+bucket's URL is the one the client itself would use: captured from the client's own endpoint resolution
+(region, addressing style, FIPS/dual-stack), never taken from a presigned URL.
 
-Used only where equivalent: an http(s) endpoint, no proxy, no client certificate, standard TLS
-verification, SigV4 (or the default) signing, and ``DG_FAST_HEAD`` not ``0`` (the tests turn it off
-under moto, which cannot answer raw HTTP). The caller falls back to the boto3 call whenever this
-declines (any answer other than 200/404, any transport or parse problem), so errors stay typed and
-retries stay boto3's; a bucket whose fast answers are refused (wrong region, signature, redirect) is
-left to boto3 from then on.
+It behaves as the client's own transport would: the proxy botocore would pick for the URL (``proxies`` in
+the client config, else ``HTTP(S)_PROXY`` / ``NO_PROXY``), TLS verified as ``verify`` says (the value the
+client was made with), the client's connect and read timeouts. It declines (and the caller asks boto3)
+on any answer other than 200/404 and any transport or parse problem, so errors stay typed and retries stay
+boto3's; every decline is logged at DEBUG with its reason and counted in ``FastS3.declined``. A bucket whose
+fast answers are refused (wrong region, signature, redirect) is left to boto3 from then on; a per-bucket
+breaker leaves a stalling or failing endpoint to boto3 for a while; a 5xx waits as the client's retry
+mode would before boto3 retries. Switched off by the ``fast_transport`` connection extra or
+``DG_FAST_TRANSPORT=0`` (``DG_FAST_HEAD=0``, its old name, still works); off where it could not be
+equivalent: no credentials handed over, a client certificate, a proxy TLS configuration
+(``proxies_config``), unsigned or SigV2 signing, or a non-http(s) endpoint.
 """
 
 from __future__ import annotations
@@ -28,16 +35,17 @@ import threading
 import time
 import urllib.parse
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.httpsession import ProxyConfiguration
+from botocore.utils import get_environ_proxies
 
+from .lean_response import lean
 from .sigv4 import Credentials, SigV4Signer, canonical_query, quote_path
-from .wire import WirePool
 
-_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _CONTENTS, _PREFIXES = _NS + "Contents", _NS + "CommonPrefixes"
 _KEY, _SIZE, _MODIFIED, _ETAG, _PREFIX = (_NS + t for t in ("Key", "Size", "LastModified", "ETag", "Prefix"))
@@ -52,6 +60,7 @@ _PROBE_KEY = "deltaglider-layout-probe"  # a HeadObject of this key is answered 
 _REFUSED = (301, 307, 400, 403)  # this bucket wants something the fast path does not do: leave it to boto3
 BREAKER_FAILURES = 3  # consecutive transport failures (resets, stalls, 5xx) that open a bucket's breaker
 BREAKER_COOL_DOWN_S = 300.0  # how long the bucket is then left to boto3 before the fast path is tried again
+USER_AGENT = "deltaglider-core fast-transport (urllib3)"  # names these requests in server and proxy logs
 FIRST_RETRY_DELAY_S = 1.0  # botocore's standard retry mode: the first retry waits up to 1 s (full jitter)
 log = logging.getLogger("deltaglider_core.fast_http")
 
@@ -80,20 +89,22 @@ class FastS3:
         self,
         client: Any,
         signer: SigV4Signer,
-        tls: Callable[[], ssl.SSLContext] | None,
-        connect_timeout: float,
-        read_timeout: float,
+        *,
+        verify: bool | str | None = None,
+        proxies: dict[str, str] | None = None,
+        connect_timeout: float = 60.0,
+        read_timeout: float = 60.0,
         size: int = 32,
     ) -> None:
         self.client = client
         self.signer = signer
-        self._tls_factory = tls
-        self._tls: ssl.SSLContext | None = None
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
+        self.verify = verify
+        self.proxies = ProxyConfiguration(proxies=proxies or {})  # botocore's own choice of proxy per URL
+        self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self.size = size
         self._layouts: dict[str, _Layout | None] = {}
-        self._pools: dict[tuple[str, int, bool], WirePool] = {}
+        self._managers: dict[str, urllib3.PoolManager] = {}  # proxy URL ("" for none) -> its pools
+        self._direct: dict[str, Any] = {}  # "scheme://netloc" -> its connection pool, when no proxy applies
         self._lock = threading.Lock()
         self.answered = 0  # requests answered here, not by boto3 (for tests and diagnostics)
         self.declined: collections.Counter[str] = collections.Counter()  # reason -> requests left to boto3
@@ -106,18 +117,21 @@ class FastS3:
             until = self._open_until.get(bucket)
         if until is not None:
             if time.monotonic() < until:
-                return None  # the breaker is open: boto3 answers for this bucket until it cools down
+                self._decline(bucket, "breaker open")  # boto3 answers for this bucket until it cools down
+                return None
             with self._lock:
                 self._open_until.pop(bucket, None)
                 self._failures.pop(bucket, None)
         if bucket in self._layouts:
-            return self._layouts[bucket]
+            known = self._layouts[bucket]
+            if known is None:
+                self._decline(bucket, "bucket left to boto3")
+            return known
         layout = None
         try:
             url = self._request_url(bucket)
             parts = urllib.parse.urlsplit(url)
-            usable = parts.scheme == "http" or (parts.scheme == "https" and self._tls_factory is not None)
-            if parts.path.endswith("/" + _PROBE_KEY) and usable and parts.hostname:
+            if parts.path.endswith("/" + _PROBE_KEY) and parts.scheme in ("http", "https") and parts.hostname:
                 port = parts.port or (443 if parts.scheme == "https" else 80)
                 layout = _Layout(parts.scheme, parts.hostname, port, parts.netloc, parts.path[: -len(_PROBE_KEY)])
         except Exception as exc:  # noqa: BLE001 - cannot tell where this bucket lives: boto3 will
@@ -174,57 +188,74 @@ class FastS3:
     def close(self) -> None:
         """Close every pooled connection."""
         with self._lock:
-            pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            pool.close()
+            managers, self._managers, self._direct = list(self._managers.values()), {}, {}
+        for manager in managers:
+            manager.clear()
 
-    def _pool(self, layout: _Layout) -> WirePool:
-        tls = layout.scheme == "https"
-        key = (layout.host, layout.port, tls)
-        pool = self._pools.get(key)
-        if pool is None:
+    def _manager(self, url: str) -> urllib3.PoolManager:
+        """The connection pools for ``url``: direct, or through the proxy botocore would use for it."""
+        proxy = self.proxies.proxy_url_for(url) or ""
+        manager = self._managers.get(proxy)
+        if manager is None:
             with self._lock:
-                pool = self._pools.get(key)
-                if pool is None:
-                    if tls and self._tls is None and self._tls_factory is not None:
-                        self._tls = self._tls_factory()
-                    pool = WirePool(
-                        layout.host,
-                        layout.port,
-                        tls=self._tls if tls else None,
-                        connect_timeout=self.connect_timeout,
-                        read_timeout=self.read_timeout,
-                        maxsize=self.size,
-                    )
-                    self._pools[key] = pool
-        return pool
+                manager = self._managers.get(proxy)
+                if manager is None:
+                    manager = _new_manager(self.proxies, proxy, self.verify, self.timeout, self.size)
+                    self._managers[proxy] = manager
+        return manager
+
+    def _open(self, layout: _Layout, method: str, target: str, headers: dict[str, str], preload: bool) -> Any:
+        """Send the request: straight through the host's connection pool, or through the proxy's manager (which
+        needs the absolute URL)."""
+        origin = f"{layout.scheme}://{layout.netloc}"
+        pool = self._direct.get(origin)
+        if pool is None:
+            manager = self._manager(origin + "/")
+            if isinstance(manager, urllib3.ProxyManager):
+                return manager.urlopen(
+                    method, origin + target, headers=headers, retries=False, redirect=False,
+                    preload_content=preload, decode_content=False,
+                )  # fmt: skip
+            pool = manager.connection_from_host(layout.host, layout.port, layout.scheme)
+            with self._lock:
+                self._direct[origin] = pool
+        return pool.urlopen(
+            method, target, headers=headers, retries=False, redirect=False, assert_same_host=False,
+            preload_content=preload, decode_content=False,
+        )  # fmt: skip
 
     def _send(
         self, bucket: str, layout: _Layout, method: str, path: str, query: str, max_body: int | None = None
-    ) -> Any | None:
+    ) -> _Answer | None:
         try:
             headers = self.signer.headers(method, layout.netloc, path, query)
+            headers["Host"] = headers.pop("host")  # the spelling urllib3's proxy manager replaces, not repeats
+            headers["user-agent"] = USER_AGENT  # not signed
             target = f"{path}?{query}" if query else path
-            response = self._pool(layout).request(method, target, headers, max_body=max_body)
+            response = self._open(layout, method, target, headers, preload=max_body is None)
+            answer = _read(response, method, max_body)
+        except _TooLarge as exc:
+            self._decline(bucket, str(exc))
+            return None
         except Exception as exc:  # noqa: BLE001 - any transport or signing problem: let boto3 (with its retries) answer
             self._decline(bucket, f"{method} failed: {type(exc).__name__}")
             self._failed(bucket)
             return None
-        if response.status in _REFUSED:
-            self._decline(bucket, f"{method} answered {response.status}: bucket left to boto3 from now on")
+        if answer.status in _REFUSED:
+            self._decline(bucket, f"{method} answered {answer.status}: bucket left to boto3 from now on")
             self._refuse(bucket)
-        elif response.status >= 500:
+        elif answer.status >= 500:
             # The server asked for less (503 SlowDown) or failed: boto3's request is a retry, so it waits as
             # the client's standard retry mode would before its first retry, never re-sending at once.
-            self._decline(bucket, f"{method} answered {response.status}")
+            self._decline(bucket, f"{method} answered {answer.status}")
             self._failed(bucket)
             self.sleep(random.uniform(0, FIRST_RETRY_DELAY_S))
-        elif response.status not in (200, 404):
-            self._decline(bucket, f"{method} answered {response.status}")
+        elif answer.status not in (200, 404):
+            self._decline(bucket, f"{method} answered {answer.status}")
         else:
             with self._lock:
                 self._failures.pop(bucket, None)
-        return response
+        return answer
 
     def head(self, bucket: str, key: str) -> tuple[bool, dict[str, Any] | None]:
         """(answered, fields): fields None for a missing key; answered False means "ask boto3 instead"."""
@@ -238,9 +269,11 @@ class FastS3:
             self.answered += 1
             return True, None
         fields = _object_fields(response.headers)
-        if fields is not None:
-            self.answered += 1
-        return fields is not None, fields
+        if fields is None:
+            self._decline(bucket, "HEAD answer's headers do not parse")
+            return False, None
+        self.answered += 1
+        return True, fields
 
     def get(self, bucket: str, key: str, max_size: int) -> tuple[dict[str, Any], bytes] | None:
         """A small object's (fields, body), or None to ask boto3 instead (also when it is over ``max_size``)."""
@@ -248,10 +281,11 @@ class FastS3:
         if layout is None:
             return None
         response = self._send(bucket, layout, "GET", layout.base + quote_path(key), "", max_body=max_size)
-        if response is None or response.status != 200 or "content-length" not in response.headers:
+        if response is None or response.status != 200:
             return None
-        fields = _object_fields(response.headers)
+        fields = _object_fields(response.headers) if "content-length" in response.headers else None
         if fields is None or fields["size"] != len(response.body):
+            self._decline(bucket, "GET answer without a matching Content-Length")
             return None
         self.answered += 1
         return fields, response.body
@@ -260,6 +294,7 @@ class FastS3:
         """One ListObjectsV2 page shaped as boto3 returns it (keys decoded), or None to ask boto3 instead."""
         bucket = params.get("Bucket")
         if not isinstance(bucket, str) or any(k != "Bucket" and k not in _LIST_PARAMS for k in params):
+            self._decline(str(bucket), f"LIST parameters {sorted(params)} are not all supported")
             return None
         layout = self._layout(bucket)
         if layout is None:
@@ -272,7 +307,8 @@ class FastS3:
             return None
         try:
             page = _parse_list(response.body)
-        except Exception:  # noqa: BLE001 - unexpected XML: let boto3 answer
+        except Exception as exc:  # noqa: BLE001 - unexpected XML: let boto3 answer
+            self._decline(bucket, f"LIST page does not parse ({type(exc).__name__})")
             return None
         self.answered += 1
         return page
@@ -319,15 +355,96 @@ def _parse_list(body: bytes) -> dict[str, Any]:
     }
 
 
-def _not_equivalent(client: Any, enabled: bool) -> str | None:
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+class _TooLarge(Exception):
+    """The body is over what the caller accepts: boto3 reads it instead (not a transport failure)."""
+
+
+def _read(response: Any, method: str, max_body: int | None) -> _Answer:
+    """The whole answer; the connection goes back to its pool, or is closed when the body is refused."""
+    headers: dict[str, str] = {}
+    for name, value in response.headers.items():
+        name = name.lower()
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    if method == "HEAD":
+        body = b""
+    elif max_body is None:
+        return _Answer(response.status, headers, response.data)  # read whole (preloaded), connection released
+    else:
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) <= max_body:
+            body = response.read()  # framed by Content-Length, within the limit
+        else:  # too large, or no length given: read no more than the limit allows
+            body = response.read(max_body + 1)
+            if len(body) > max_body:
+                response.close()  # the rest is not read: this connection cannot be reused
+                response.release_conn()
+                raise _TooLarge(f"{method} body over {max_body} bytes")
+            body += response.read()  # nothing is left; this completes the framing so the connection is reusable
+    response.release_conn()
+    return _Answer(response.status, headers, body)
+
+
+def _tls_context(verify: bool | str | None) -> ssl.SSLContext:
+    """TLS as botocore sets it up for ``verify``: False skips verification, a path is a CA bundle (or a
+    directory of them), otherwise ``AWS_CA_BUNDLE`` or the certifi bundle botocore uses."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    where = verify if isinstance(verify, str) else os.environ.get("AWS_CA_BUNDLE") or None
+    if where is None:
+        try:
+            import certifi  # botocore's default trust store
+
+            where = certifi.where()
+        except ImportError:
+            where = None
+    if where is not None and os.path.isdir(where):
+        return ssl.create_default_context(capath=where)
+    return ssl.create_default_context(cafile=where)
+
+
+def _new_manager(
+    proxies: ProxyConfiguration, proxy: str, verify: bool | str | None, timeout: urllib3.Timeout, size: int
+) -> urllib3.PoolManager:
+    options: dict[str, Any] = {
+        "num_pools": 16,
+        "maxsize": size,
+        "timeout": timeout,
+        "retries": False,
+        "ssl_context": _tls_context(verify),
+    }
+    if verify is False:
+        options["cert_reqs"] = "CERT_NONE"
+    if not proxy:
+        return lean(urllib3.PoolManager(**options))
+    return lean(urllib3.ProxyManager(proxy, proxy_headers=proxies.proxy_headers_for(proxy), **options))
+
+
+def switched_off() -> bool:
+    """``DG_FAST_TRANSPORT=0`` (or its old name ``DG_FAST_HEAD=0``) turns the fast transport off everywhere."""
+    return "0" in (os.environ.get("DG_FAST_TRANSPORT", "1"), os.environ.get("DG_FAST_HEAD", "1"))
+
+
+def _not_equivalent(client: Any, enabled: bool, credentials: Any) -> str | None:
     """Why the fast transport would not behave as the client's own, or None."""
-    if not enabled or os.environ.get("DG_FAST_HEAD", "1") == "0":
-        return "switched off (fast_transport extra or DG_FAST_HEAD=0)"
+    if not enabled or switched_off():
+        return "switched off (fast_transport extra or DG_FAST_TRANSPORT=0)"
+    if credentials is None or not hasattr(credentials, "get_frozen_credentials"):
+        return "no credentials were handed over (pass credentials=session.get_credentials())"
     config = client.meta.config
-    if any(os.environ.get(v) for v in _PROXY_VARS) or getattr(config, "proxies", None):
-        return "a proxy is configured"
     if getattr(config, "client_cert", None):
         return "a client certificate is configured"
+    if getattr(config, "proxies_config", None):
+        return "a proxy TLS configuration (proxies_config) is set"
     if getattr(config, "signature_version", None) not in (None, "s3v4", "v4"):
         return f"signature_version={config.signature_version!r} (unsigned or SigV2 on purpose)"
     endpoint = getattr(client.meta, "endpoint_url", "") or ""
@@ -336,54 +453,31 @@ def _not_equivalent(client: Any, enabled: bool) -> str | None:
     return None
 
 
-def _credentials(client: Any) -> Callable[[], Credentials] | None:
-    try:
-        getter = getattr(client, "_get_credentials", None)
-        source = getter() if getter is not None else client._request_signer._credentials
-    except Exception:  # noqa: BLE001 - a client we do not understand: no fast path
-        return None
-    if source is None or not hasattr(source, "get_frozen_credentials"):
-        return None
-
-    def read() -> Credentials:
-        frozen = source.get_frozen_credentials()
-        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
-
-    return read
-
-
-def _tls_factory(client: Any) -> Callable[[], ssl.SSLContext] | None:
-    verify = getattr(getattr(getattr(client, "_endpoint", None), "http_session", None), "_verify", True)
-    if verify is False:
-        return None
-    ca_file = verify if isinstance(verify, str) else os.environ.get("AWS_CA_BUNDLE") or None
-    if ca_file is None:
-        try:
-            import certifi  # botocore's default trust store
-
-            ca_file = certifi.where()
-        except ImportError:
-            ca_file = None
-    return lambda: ssl.create_default_context(cafile=ca_file)
-
-
-def make_fast(client: Any, size: int = 32, *, enabled: bool = True) -> FastS3 | None:
+def make_fast(
+    client: Any, credentials: Any = None, *, verify: bool | str | None = None, size: int = 32, enabled: bool = True
+) -> FastS3 | None:
     """A FastS3 equivalent to the client's own transport, or None (the reason logged at DEBUG) when it would
-    not be equivalent or is switched off (``enabled=False``: the ``fast_transport`` connection extra)."""
-    reason = _not_equivalent(client, enabled)
+    not be equivalent or is switched off (``enabled=False``: the ``fast_transport`` connection extra).
+
+    ``credentials`` are the client's own, from the public API (``session.get_credentials()``); ``verify`` is the
+    value the client was made with."""
+    reason = _not_equivalent(client, enabled, credentials)
     if reason is not None:
         log.debug("fast transport off: %s; every request goes through boto3", reason)
         return None
     config = client.meta.config
-    credentials = _credentials(client)
-    if credentials is None:
-        log.debug("fast transport off: the client's credentials cannot be read; every request goes through boto3")
-        return None
-    region = client.meta.region_name or "us-east-1"
+
+    def read() -> Credentials:
+        frozen = credentials.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    endpoint = str(client.meta.endpoint_url)
+    proxies = dict(getattr(config, "proxies", None) or get_environ_proxies(endpoint))
     return FastS3(
         client,
-        SigV4Signer(credentials, region),
-        _tls_factory(client),
+        SigV4Signer(read, client.meta.region_name or "us-east-1"),
+        verify=verify,
+        proxies=proxies,
         connect_timeout=float(config.connect_timeout),
         read_timeout=float(config.read_timeout),
         size=size,

@@ -121,9 +121,14 @@ class Migration:
         shard: tuple[int, int] = (0, 1),
         max_workers: int = 8,
         logger: LogLike | None = None,
+        source_credentials: Any = None,
+        source_verify: bool | str | None = None,
     ) -> None:
         self.store = store
-        self.source = S3(source_client)
+        if source_client is store.s3.client and source_credentials is None:  # one connection for both sides
+            source_credentials, source_verify = store.s3.credentials, store.s3.verify
+        # The source's credentials and verify let its HEAD/LIST/GETs use the fast transport (fast_http.py).
+        self.source = S3(source_client, credentials=source_credentials, verify=source_verify)
         self._source_client = source_client
         self._source_store: DeltaStore | None = None
         self._internal = 0
@@ -172,6 +177,8 @@ class Migration:
         if self._source_store is None:
             self._source_store = DeltaStore(
                 self._source_client,
+                credentials=self.source.credentials,
+                verify=self.source.verify,
                 cache=self.store.cache,
                 codec=self.store.codec,
                 memory_budget_mb=self.store.memory_budget >> 20,

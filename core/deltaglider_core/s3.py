@@ -158,9 +158,13 @@ class S3:
         multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
         part_size: int = DEFAULT_PART_SIZE,
         fast_transport: bool = True,
+        credentials: Any = None,
+        verify: bool | str | None = None,
     ) -> None:
         self.client = client
         self.fast_transport = fast_transport
+        self.credentials = credentials  # the client's own (session.get_credentials()): needed by the fast path
+        self.verify = verify
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self.page_size: int | None = LIST_PAGE_SIZE
@@ -179,7 +183,7 @@ class S3:
     def fast(self) -> FastS3 | None:
         """The lighter transport for HEAD, LIST and small GETs (see fast_http), when equivalent to boto3's."""
         if not self._fast_checked:
-            self._fast = make_fast(self.client, enabled=self.fast_transport)
+            self._fast = make_fast(self.client, self.credentials, verify=self.verify, enabled=self.fast_transport)
             self._fast_checked = True
         return self._fast
 

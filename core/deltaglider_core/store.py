@@ -66,10 +66,11 @@ class DeltaStore:
 
     ``s3_client`` is a boto3 S3 client. References are created with conditional writes; the server's support
     is probed once per bucket, and on a server that ignores them reference creation is refused unless
-    ``allow_unconditional_writes`` accepts the risk. Everything else is optional; ``DG_MAX_RATIO``,
-    ``DG_CACHE_BACKEND``, ``DG_CACHE_MEMORY_SIZE_MB``, ``DG_CACHE_DISK_SIZE_MB`` and ``DG_CACHE_ENCRYPTION_KEY`` fill
-    in what the
-    caller did not pass.
+    ``allow_unconditional_writes`` accepts the risk. ``credentials`` (the client's own, from
+    ``session.get_credentials()``) and ``verify`` (the value the client was made with) let HEAD, LIST and
+    small GETs use the lighter transport (fast_http.py); without them every request goes through boto3.
+    Everything else is optional; ``DG_MAX_RATIO``, ``DG_CACHE_BACKEND``, ``DG_CACHE_MEMORY_SIZE_MB``,
+    ``DG_CACHE_DISK_SIZE_MB`` and ``DG_CACHE_ENCRYPTION_KEY`` fill in what the caller did not pass.
     """
 
     def __init__(
@@ -86,6 +87,8 @@ class DeltaStore:
         rebase: bool = True,
         allow_unconditional_writes: bool = False,
         fast_transport: bool = True,
+        credentials: Any = None,
+        verify: bool | str | None = None,
         max_workers: int = 16,
         memory_budget_mb: int | None = None,
         multipart_threshold: int | None = None,
@@ -115,7 +118,7 @@ class DeltaStore:
             workers=min(max_workers, os.cpu_count() or 1), budget=self.memory_budget
         )  # concurrent encodes/decodes on every core, all within the budget (codec_pool.py)
         sizes = {} if multipart_threshold is None else {"multipart_threshold": multipart_threshold}
-        self.s3 = S3(s3_client, fast_transport=fast_transport, **sizes)
+        self.s3 = S3(s3_client, fast_transport=fast_transport, credentials=credentials, verify=verify, **sizes)
         self.s3.part_size = min(self.s3.part_size, max(8 << 20, self.memory_budget // 16))  # one part in memory
         self.log = logger or logging.getLogger("deltaglider_core")
         self._owns_cache = cache is None or isinstance(cache, str)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deltaglider_core import DeltaStore
 
 from airflow_provider_deltaglider.triggers.release import DeltaGliderReleaseTrigger
 from tests.airflow_runs import conn_env, run_dag
@@ -22,7 +21,7 @@ START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 def test_trigger_fires_on_seaweedfs(seaweed_s3: Any, builds: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     name, value = conn_env("dg_trig", seaweed_s3)
     monkeypatch.setenv(name, value)
-    store = DeltaStore(seaweed_s3.client)
+    store = seaweed_s3.store()
 
     async def scenario() -> Any:
         trigger = DeltaGliderReleaseTrigger(

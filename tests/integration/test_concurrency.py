@@ -49,7 +49,7 @@ def test_eight_parallel_first_uploads_lose_nothing(seaweed_s3: Any, builds: Any,
     assert len(created) == 1, results
     meta = seaweed_s3.client.head_object(Bucket=seaweed_s3.bucket, Key="race/reference.bin")["Metadata"]
     assert meta["dg-source-name"] == created[0].rpartition("/")[2]
-    reader = DeltaStore(seaweed_s3.client)
+    reader = seaweed_s3.store()
     for f in files:
         res = reader.get(seaweed_s3.bucket, f"race/{f.name}", tmp_path / f.name)
         assert hashlib.sha256(Path(res.path).read_bytes()).digest() == hashlib.sha256(f.read_bytes()).digest()

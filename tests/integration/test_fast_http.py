@@ -1,4 +1,6 @@
-"""The lighter HEAD/LIST transport answers exactly what boto3 answers, and falls back to boto3 cleanly."""
+"""The lighter HEAD/LIST/GET transport answers exactly what boto3 answers, and falls back to boto3 cleanly: through
+a fault-injecting proxy (tests/faults.py) for stalls, resets, 503, 403 and redirects, through a forward proxy
+named by HTTP_PROXY (and around it by NO_PROXY), and over TLS verified as the client's ``verify`` says."""
 
 from __future__ import annotations
 
@@ -7,8 +9,13 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from deltaglider_core.errors import NotFound, StorageError
+from deltaglider_core.fast_http import USER_AGENT
 from deltaglider_core.s3 import S3
+
+from tests.faults import Credentials as ProxyCredentials
+from tests.faults import Fault, FaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -49,16 +56,21 @@ def _client(endpoint: str, access: str, secret: str, **config: Any) -> Any:
     )
 
 
+def _s3(client: Any, seaweed: Any, **options: Any) -> S3:
+    return S3(client, credentials=seaweed.credentials(), **options)
+
+
 @pytest.mark.parametrize("signature", [None, "s3v4"])
 def test_fast_path_answers_what_boto3_answers(
     filled: Any, seaweed: Any, monkeypatch: pytest.MonkeyPatch, signature: str | None
 ) -> None:
     # The client's own presigning default (SigV2 query auth) must not matter: the fast path signs SigV4 itself.
     client = _client(seaweed.endpoint_url, seaweed.access_key, seaweed.secret_key, signature_version=signature)
-    fast = S3(client)
+    fast = _s3(client, seaweed)
     assert fast.fast is not None
-    monkeypatch.setenv("DG_FAST_HEAD", "0")
-    slow = S3(client)
+    assert S3(client).fast is None  # no credentials handed over: boto3 only
+    monkeypatch.setenv("DG_FAST_TRANSPORT", "0")
+    slow = _s3(client, seaweed)
     assert slow.fast is None
     for prefix, delimiter in [("", None), ("dir/", "/"), ("", "/"), ("many/", None)]:
         assert _listing(fast, filled.bucket, prefix, delimiter) == _listing(slow, filled.bucket, prefix, delimiter)
@@ -74,29 +86,14 @@ def test_fast_path_answers_what_boto3_answers(
 
 
 def test_wrong_credentials_fall_back_to_boto3_and_its_typed_error(filled: Any, seaweed: Any) -> None:
-    s3 = S3(_client(seaweed.endpoint_url, seaweed.access_key, "not-the-secret"))
+    s3 = S3(_client(seaweed.endpoint_url, seaweed.access_key, "not-the-secret"),
+            credentials=Credentials(seaweed.access_key, "not-the-secret"))  # fmt: skip
     assert s3.fast is not None
     with pytest.raises(StorageError, match=rf"s3://{filled.bucket}/plain.txt.*credentials"):
         s3.head(filled.bucket, "plain.txt")
     assert s3.fast.answered == 0
     assert s3.fast._layouts[filled.bucket] is None  # refused once: this bucket is boto3's from now on
     assert s3.fast.declined == {"HEAD answered 403: bucket left to boto3 from now on": 1}  # counted, logged
-
-
-def test_fallback_when_the_fast_transport_fails(filled: Any) -> None:
-    s3 = S3(filled.client)
-    assert s3.fast is not None
-
-    class Broken:
-        def request(self, *args: object, **kwargs: object) -> object:
-            raise OSError("connection reset")
-
-    s3.fast._pool = lambda layout: Broken()  # type: ignore[assignment,method-assign,return-value]
-    head = s3.head(filled.bucket, "plain.txt")  # answered by boto3
-    assert head is not None and head.size == len(b"plain.txt")
-    assert sum(len(p.objects) for p in s3.pages(filled.bucket, "many/")) == 1200
-    assert s3.fast.answered == 0
-    assert s3.fast.declined["HEAD failed: OSError"] == 1 and s3.fast.declined["GET failed: OSError"] == 2
 
 
 def test_fast_transport_can_be_switched_off_per_connection(
@@ -120,7 +117,7 @@ def test_fast_transport_can_be_switched_off_per_connection(
 def test_small_downloads_come_over_the_fast_path(filled: Any, tmp_path: Any) -> None:
     from deltaglider_core.s3 import FAST_GET_MAX
 
-    s3 = S3(filled.client)
+    s3 = filled.store().s3
     assert s3.fast is not None
     big = bytes(range(256)) * ((FAST_GET_MAX // 256) + 10)  # over the limit: must be read through boto3
     filled.client.put_object(Bucket=filled.bucket, Key="big.bin", Body=big, Metadata={"dg-file-size": "9"})
@@ -137,82 +134,104 @@ def test_small_downloads_come_over_the_fast_path(filled: Any, tmp_path: Any) -> 
         s3.download(filled.bucket, "gone", tmp_path / "gone", size_hint=1)
 
 
-class _Stub:
-    """A loopback HTTP endpoint that stalls (accepts, never answers) or answers every request with one status."""
-
-    def __init__(self, answer: bytes | None) -> None:
-        import socket
-        import threading
-
-        self.answer = answer
-        self.connections = 0
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen()
-        self.port = int(self.listener.getsockname()[1])
-        self.open: list[Any] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self.open.append(conn)
-            if self.answer is not None:
-                conn.recv(65536)
-                conn.sendall(self.answer)
-
-    def close(self) -> None:
-        self.listener.close()
-        for conn in self.open:
-            conn.close()
+@pytest.fixture
+def proxy(seaweed: Any) -> Any:
+    with FaultProxy(seaweed.endpoint_url, ProxyCredentials(seaweed.access_key, seaweed.secret_key)) as p:
+        yield p
 
 
-def _route_fast_path_to(s3: S3, bucket: str, stub: _Stub) -> None:
-    """Point only the fast transport at the stub; boto3 keeps talking to SeaweedFS."""
-    import dataclasses
-
-    fast = s3.fast
-    assert fast is not None
-    layout = fast._layout(bucket)
-    assert layout is not None
-    fast._layouts[bucket] = dataclasses.replace(layout, host="127.0.0.1", port=stub.port)
+def _through(proxy: FaultProxy, seaweed: Any) -> S3:
+    """An S3 whose requests (boto3's and the fast path's) all go through the fault proxy; 1 s read timeout."""
+    return S3(proxy.client(retries={"max_attempts": 2, "mode": "standard"}), credentials=seaweed.credentials())
 
 
-def test_a_stalling_endpoint_costs_at_most_three_timeouts(filled: Any, seaweed: Any) -> None:
+def test_a_reset_falls_back_once_then_the_fast_path_answers_again(filled: Any, proxy: Any, seaweed: Any) -> None:
+    s3 = _through(proxy, seaweed)
+    fault = Fault("reset", method="HEAD", agent="fast-transport")
+    proxy.inject(fault)
+    heads = [s3.head(filled.bucket, "plain.txt") for _ in range(3)]
+    assert all(h is not None and h.size == len(b"plain.txt") for h in heads)
+    assert fault.fired == 1
+    assert s3.fast is not None and s3.fast.answered == 2  # the 2nd and 3rd: the breaker stays closed
+    assert s3.fast.declined == {"HEAD failed: ProtocolError": 1}
+
+
+def test_a_stalling_endpoint_costs_at_most_three_timeouts(filled: Any, proxy: Any, seaweed: Any) -> None:
     import time
 
-    s3 = S3(_client(seaweed.endpoint_url, seaweed.access_key, seaweed.secret_key, read_timeout=1, connect_timeout=1))
-    stub = _Stub(answer=None)
-    try:
-        _route_fast_path_to(s3, filled.bucket, stub)
-        started = time.monotonic()
-        heads = [s3.head(filled.bucket, "plain.txt") for _ in range(10)]
-        elapsed = time.monotonic() - started
-    finally:
-        stub.close()
+    s3 = _through(proxy, seaweed)
+    fault = Fault("stall", method="HEAD", agent="fast-transport", times=100, stall=2.0)
+    proxy.inject(fault)
+    started = time.monotonic()
+    heads = [s3.head(filled.bucket, "plain.txt") for _ in range(10)]
+    elapsed = time.monotonic() - started
     assert all(h is not None and h.size == len(b"plain.txt") for h in heads)  # boto3 answered every one
-    assert stub.connections == 3  # the breaker opened after three stalls
-    assert elapsed < 3 * 1.0 + 3.0, elapsed  # not ten (or twenty) read timeouts
-    assert s3.fast is not None and s3.fast.declined["HEAD failed: TimeoutError"] == 3
+    assert fault.fired == 3  # the breaker opened after three stalls; boto3 alone from then on
+    assert elapsed < 3 * 1.0 + 3.0, elapsed  # not ten read timeouts
+    assert s3.fast is not None and s3.fast.declined == {"HEAD failed: ReadTimeoutError": 3, "breaker open": 7}
+    assert s3.fast.answered == 0
 
 
-def test_slow_down_is_not_resent_at_once(filled: Any, seaweed: Any) -> None:
-    s3 = S3(_client(seaweed.endpoint_url, seaweed.access_key, seaweed.secret_key))
-    body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-    stub = _Stub(answer=b"HTTP/1.1 503 Slow Down\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+def test_slow_down_waits_before_boto3_retries_never_resent_at_once(filled: Any, proxy: Any, seaweed: Any) -> None:
+    s3 = _through(proxy, seaweed)
+    assert s3.fast is not None
     waits: list[float] = []
-    try:
-        _route_fast_path_to(s3, filled.bucket, stub)
-        assert s3.fast is not None
-        s3.fast.sleep = waits.append  # type: ignore[method-assign]
-        heads = [s3.head(filled.bucket, "plain.txt") for _ in range(5)]
-    finally:
-        stub.close()
-    assert all(h is not None for h in heads)
-    assert len(waits) == 3 and all(0 <= w <= 1.0 for w in waits)  # each 503 waited before boto3 retried
-    assert s3.fast.declined["HEAD answered 503"] == 3 and stub.connections >= 1
+    s3.fast.sleep = waits.append  # type: ignore[method-assign]
+    fault = Fault("503", method="GET", query="list-type=2", agent="fast-transport")
+    proxy.inject(fault)
+    pages = list(s3.pages(filled.bucket, "many/"))
+    assert sum(len(p.objects) for p in pages) == 1200 and fault.fired == 1
+    assert len(waits) == 1 and 0 <= waits[0] <= 1.0  # waited as the retry mode would, then boto3 asked
+    assert s3.fast.declined == {"GET answered 503": 1} and s3.fast.answered == 1  # page 2 came fast again
+
+
+@pytest.mark.parametrize("kind", ["403", "301", "307"])
+def test_a_refusal_or_redirect_leaves_the_bucket_to_boto3(filled: Any, proxy: Any, seaweed: Any, kind: str) -> None:
+    s3 = _through(proxy, seaweed)
+    fault = Fault(kind, method="HEAD", agent="fast-transport", times=100)
+    proxy.inject(fault)
+    heads = [s3.head(filled.bucket, key) for key in KEYS[:4]]
+    assert [h.size if h else None for h in heads] == [len(k.encode()) for k in KEYS[:4]]  # boto3's answers
+    assert fault.fired == 1  # asked once: the bucket is boto3's from then on
+    fast_seen = [path for method, path, what in proxy.log if what == kind]
+    assert len(fast_seen) == 1
+    assert s3.fast is not None
+    assert s3.fast.declined == {f"HEAD answered {kind}: bucket left to boto3 from now on": 1, "bucket left to boto3": 3}
+
+
+def test_an_http_proxy_is_used_as_boto3_uses_it_and_no_proxy_is_honoured(
+    filled: Any, proxy: Any, seaweed: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.endpoint_url)
+    s3 = _s3(_client(seaweed.endpoint_url, seaweed.access_key, seaweed.secret_key), seaweed)
+    assert s3.fast is not None
+    assert s3.head(filled.bucket, "plain.txt") is not None
+    assert sum(len(p.objects) for p in s3.pages(filled.bucket, "dir/")) == 4
+    assert s3.fast.answered == 2, (s3.fast.declined, proxy.log)
+    agents = [agent for _, url, agent in proxy.proxied if url.startswith(seaweed.endpoint_url)]
+    assert agents.count(USER_AGENT) == 2  # both fast requests went through the proxy
+    proxy.clear()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    s3 = _s3(_client(seaweed.endpoint_url, seaweed.access_key, seaweed.secret_key), seaweed)
+    assert s3.fast is not None
+    assert s3.head(filled.bucket, "plain.txt") is not None
+    assert s3.fast.answered == 1 and proxy.proxied == []  # NO_PROXY: straight to the server, as boto3 goes
+
+
+def test_tls_is_verified_as_the_clients_verify_says(filled: Any, seaweed: Any, tmp_path: Any) -> None:
+    from tests.tls import self_signed
+
+    cert, key = self_signed(tmp_path)
+    creds = ProxyCredentials(seaweed.access_key, seaweed.secret_key)
+    with FaultProxy(seaweed.endpoint_url, creds, tls=(cert, key)) as tls_proxy:
+        for verify in (str(cert), False):
+            s3 = S3(tls_proxy.client(verify=verify), credentials=seaweed.credentials(), verify=verify)
+            assert s3.head(filled.bucket, "plain.txt") is not None
+            assert s3.fast is not None and s3.fast.answered == 1, verify
+        s3 = S3(tls_proxy.client(retries={"max_attempts": 1}), credentials=seaweed.credentials())
+        with pytest.raises(StorageError):  # boto3 does not trust the certificate either
+            s3.head(filled.bucket, "plain.txt")
+        assert s3.fast is not None and s3.fast.answered == 0
+        assert s3.fast.declined == {"HEAD failed: SSLError": 1}

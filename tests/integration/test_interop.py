@@ -24,7 +24,7 @@ def test_deltaglider_writes_we_read(seaweed_s3: Any, peer: Any, builds: Any, tmp
     peer.upload([*versions, notes], f"s3://{seaweed_s3.bucket}/rel/app/")
     raw = seaweed_s3.client.list_objects_v2(Bucket=seaweed_s3.bucket)["Contents"]
     assert "rel/app/reference.bin" in {o["Key"] for o in raw}
-    store = DeltaStore(seaweed_s3.client)
+    store = seaweed_s3.store()
     listed = {o.key: o for o in store.list(seaweed_s3.bucket, "rel/")}
     assert sorted(listed) == sorted(f"rel/app/{p.name}" for p in [*versions, notes])
     out = tmp_path / "out"
@@ -40,7 +40,7 @@ def test_deltaglider_writes_we_read(seaweed_s3: Any, peer: Any, builds: Any, tmp
 def test_we_write_deltaglider_reads(seaweed_s3: Any, peer: Any, builds: Any, tmp_path: Path) -> None:
     # Ten drifting versions force a re-based reference under .dg-bases/, which the peer must resolve.
     versions = [builds(v) for v in range(10)]
-    store = DeltaStore(seaweed_s3.client)
+    store = seaweed_s3.store()
     results = [store.put(p, seaweed_s3.bucket, f"rel/app/{p.name}") for p in versions]
     assert any(r.rebased for r in results), [r.to_dict() for r in results]
     assert any(r.kind == "delta" and ".dg-bases/" in (r.ref_key or "") for r in results)
@@ -55,11 +55,11 @@ def test_we_write_deltaglider_reads(seaweed_s3: Any, peer: Any, builds: Any, tmp
 
 def test_peer_upload_after_ours_shares_the_reference(seaweed_s3: Any, peer: Any, builds: Any, tmp_path: Path) -> None:
     v0, v1 = builds(0), builds(1)
-    DeltaStore(seaweed_s3.client).put(v0, seaweed_s3.bucket, f"rel/app/{v0.name}")
+    seaweed_s3.store().put(v0, seaweed_s3.bucket, f"rel/app/{v0.name}")
     peer.upload([v1], f"s3://{seaweed_s3.bucket}/rel/app/")
     meta = seaweed_s3.client.head_object(Bucket=seaweed_s3.bucket, Key=f"rel/app/{v1.name}.delta")["Metadata"]
     assert meta["dg-ref-key"] == "rel/app/reference.bin"
-    res = DeltaStore(seaweed_s3.client).get(seaweed_s3.bucket, f"rel/app/{v1.name}", tmp_path / "o.zip")
+    res = seaweed_s3.store().get(seaweed_s3.bucket, f"rel/app/{v1.name}", tmp_path / "o.zip")
     assert res.sha256 == _sha(v1)
 
 
@@ -95,12 +95,12 @@ def test_non_ascii_names_we_write_deltaglider_reads(seaweed_s3: Any, peer: Any, 
         files.append(path)
     notes = tmp_path / "notes-é.txt"
     notes.write_text("café\n")
-    store = DeltaStore(seaweed_s3.client)
+    store = seaweed_s3.store()
     kinds = [store.put(p, seaweed_s3.bucket, f"intl/{p.name}").kind for p in [*files, notes]]
     assert kinds == ["reference", "delta", "direct"]
     for path in [*files, notes]:
         dest = tmp_path / f"peer-{path.name}"
         peer.download(f"s3://{seaweed_s3.bucket}/intl/{path.name}", dest)
         assert _sha(dest) == _sha(path), path.name
-        got = DeltaStore(seaweed_s3.client).get(seaweed_s3.bucket, f"intl/{path.name}", tmp_path / "ours")
+        got = seaweed_s3.store().get(seaweed_s3.bucket, f"intl/{path.name}", tmp_path / "ours")
         assert got.sha256 == _sha(path)

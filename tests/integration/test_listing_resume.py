@@ -44,13 +44,13 @@ def _failing_on(store: DeltaStore, page: int) -> dict[str, int]:
 def test_a_failed_page_resumes_from_the_s3_token(seaweed_s3: Any) -> None:
     for key in KEYS:
         seaweed_s3.client.put_object(Bucket=seaweed_s3.bucket, Key=key, Body=b"x")
-    clean = DeltaStore(seaweed_s3.client)
+    clean = seaweed_s3.store()
     clean.s3.page_size = 3
     expected = _listing(clean, seaweed_s3.bucket)
     assert expected[0] == sorted(KEYS) and expected[1] == ["logs/dir0/", "logs/dir1/", "logs/dir2/"]
     pages = -(-len(KEYS) // 3) + -(-(9 + 3) // 3)  # flat listing pages + delimiter listing pages
     for position in range(1, pages + 1):
-        store = DeltaStore(seaweed_s3.client)
+        store = seaweed_s3.store()
         store.s3.page_size = 3
         seen = _failing_on(store, position)
         assert _listing(store, seaweed_s3.bucket) == expected, f"fault on LIST request {position}"
@@ -62,7 +62,7 @@ def test_prune_keeps_a_reference_named_past_a_failed_page(seaweed_s3: Any, build
     the named reference stays, only the unnamed one is trashed, whatever page fails."""
     import datetime as dt
 
-    writer = DeltaStore(seaweed_s3.client)
+    writer = seaweed_s3.store()
     for v in range(3):
         writer.put(builds(v), seaweed_s3.bucket, f"rel/app-1.0.{v}.zip")
     writer.put(builds(0, seed=5, name="gone"), seaweed_s3.bucket, "old/gone-1.0.0.zip")
@@ -70,10 +70,10 @@ def test_prune_keeps_a_reference_named_past_a_failed_page(seaweed_s3: Any, build
     for i in range(1, 8):
         seaweed_s3.client.put_object(Bucket=seaweed_s3.bucket, Key=f"rel/aaa___{i}", Body=b"noise")
     for position in (1, 2, 3, 4):
-        pruner = DeltaStore(seaweed_s3.client)
+        pruner = seaweed_s3.store()
         pruner.s3.page_size = 2
         _failing_on(pruner, position)
         report = pruner.prune(seaweed_s3.bucket, grace=dt.timedelta(0), dry_run=True)
         assert report.trashed == ("old/reference.bin",), f"fault on LIST request {position}"
-    got = DeltaStore(seaweed_s3.client).get(seaweed_s3.bucket, "rel/app-1.0.2.zip", tmp_path / "o.zip")
+    got = seaweed_s3.store().get(seaweed_s3.bucket, "rel/app-1.0.2.zip", tmp_path / "o.zip")
     assert Path(got.path).read_bytes() == builds(2).read_bytes()

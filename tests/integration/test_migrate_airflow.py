@@ -111,7 +111,7 @@ def test_killed_migration_resumes_to_a_complete_copy(seaweed_s3: Any, builds: An
     assert partial > 0
     from deltaglider_core.migrate import Migration
 
-    store = DeltaStore(seaweed_s3.client)
+    store = seaweed_s3.store()
     rerun = Migration(store, seaweed_s3.client, seaweed_s3.bucket, "src/", dest, "mirror/").run()
     assert rerun.failed == 0
     assert rerun.skipped > 0 and rerun.migrated + rerun.skipped == len(digests)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.credentials import Credentials
 from deltaglider_core.fast_http import make_fast
 
 
@@ -36,8 +37,9 @@ def _host_the_client_uses(client: Any, bucket: str) -> str:
 @pytest.mark.parametrize("region", ["eu-west-3", "us-west-2", "ap-southeast-2", "us-east-1"])
 def test_fast_path_host_is_the_clients_own(region: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DG_FAST_HEAD", raising=False)
+    monkeypatch.delenv("DG_FAST_TRANSPORT", raising=False)
     client = boto3.client("s3", region_name=region, aws_access_key_id="AKIDTEST", aws_secret_access_key="secret")
-    fast = make_fast(client)
+    fast = make_fast(client, Credentials("AKIDTEST", "secret"))
     assert fast is not None
     layout = fast._layout("my-artifacts")
     assert layout is not None
