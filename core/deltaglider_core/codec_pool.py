@@ -1,8 +1,12 @@
 """Codec calls on every core: xdelta3's command-line code keeps its state in process-wide globals, so one
 process runs one encode or decode at a time. :class:`ProcessRunner` runs the first call in the task process
-as before and each concurrent one in a worker process of its own (a ``spawn`` pool, started on first need,
+as before and each concurrent one in a worker process of its own (a pool started on first need,
 ``workers - 1`` processes, shut down by ``close()``), so a single upload starts no process at all while
 migrations, multi-file uploads, syncs and downloads with several threads use every core.
+
+The workers are ``python -m deltaglider_core.codec_worker`` processes (see that module for why not
+``multiprocessing``), each answering one call at a time over its stdin/stdout. A worker that cannot start
+or dies is dropped, logged once with the reason, and from then on calls run in the task process.
 
 Memory: every call reserves what its source window costs (:mod:`.budget`: an encode ~5 bytes per window
 byte plus fixed tables, a decode less) from the store's budget and waits while the budget is spent, so the
@@ -14,28 +18,100 @@ process one at a time, as they always did; that is logged once.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-import multiprocessing
+import subprocess
+import sys
 import threading
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 from .budget import decode_cost, encode_cost
-from .errors import CodecError
 
 log = logging.getLogger("deltaglider_core")
-_WORKER_RUNNER: dict[str, object] = {}
 
 
-def _run_in_worker(library_path: str, args: list[str]) -> tuple[int, str]:
-    """In a worker process: one codec call through that process's own copy of the library."""
-    from .codec import LibraryRunner
+class WorkerFailed(Exception):
+    """A codec worker process could not start, or died: the call is run in the task process instead."""
 
-    runner = _WORKER_RUNNER.get(library_path)
-    if runner is None:
-        runner = _WORKER_RUNNER[library_path] = LibraryRunner(library_path)
-    assert isinstance(runner, LibraryRunner)
-    return runner.run(args)
+
+class _Worker:
+    """One ``codec_worker`` process, used by one thread at a time."""
+
+    def __init__(self, library_path: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deltaglider_core.codec_worker", library_path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+        )  # fmt: skip
+
+    def call(self, args: list[str]) -> tuple[int, str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(args) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except OSError as exc:
+            raise WorkerFailed(f"codec worker {self.proc.pid} is gone ({exc})") from exc
+        if not line:
+            raise WorkerFailed(f"codec worker {self.proc.pid} ended with {self.proc.wait()} (killed for memory?)")
+        code, message = json.loads(line)
+        return int(code), str(message)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class _Workers:
+    """Up to ``size`` worker processes, started when first needed; ``close()`` ends them."""
+
+    def __init__(self, library_path: str, size: int) -> None:
+        self.library_path = library_path
+        self.size = size
+        self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    def call(self, args: list[str]) -> tuple[int, str]:
+        with self._lock:
+            worker = self._idle.pop() if self._idle else None
+            if worker is None and len(self._all) < self.size:
+                try:
+                    worker = _Worker(self.library_path)
+                except OSError as exc:
+                    raise WorkerFailed(f"cannot start a codec worker process ({exc})") from exc
+                self._all.append(worker)
+        if worker is None:
+            raise WorkerFailed("no idle codec worker")  # not reached: admission bounds the callers
+        try:
+            result = worker.call(args)
+        except WorkerFailed:
+            with self._lock:
+                self._all.remove(worker)
+            worker.close()
+            raise
+        with self._lock:
+            self._idle.append(worker)
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all, self._idle = self._all, [], []
+        for worker in workers:
+            worker.close()
+
+    @property
+    def running(self) -> list[int]:
+        """Process ids of the workers alive (for tests)."""
+        with self._lock:
+            return [w.proc.pid for w in self._all if w.proc.poll() is None]
 
 
 def call_cost(args: list[str]) -> int:
@@ -61,7 +137,7 @@ class ProcessRunner:
         self._state = threading.Condition()
         self._reserved = 0
         self._running = 0
-        self._pool: Executor | None = None
+        self._pool: _Workers | None = None
         self._pool_failed = False
         self.remote_calls = 0  # calls answered by a worker process (for tests and benchmarks)
 
@@ -78,20 +154,24 @@ class ProcessRunner:
             self._running -= 1
             self._state.notify_all()
 
-    def _executor(self) -> Executor | None:
+    def _executor(self) -> _Workers | None:
         with self._state:
             if self._pool is None and not self._pool_failed and self.workers > 1:
-                try:
-                    context = multiprocessing.get_context("spawn")
-                    self._pool = ProcessPoolExecutor(max_workers=self.workers - 1, mp_context=context)
-                except (OSError, AssertionError, ValueError) as exc:
-                    self._unavailable(exc)
+                self._pool = _Workers(self.library_path, self.workers - 1)
             return self._pool
 
-    def _unavailable(self, exc: BaseException) -> None:
+    def _broken(self, pool: _Workers, exc: BaseException) -> None:
+        with self._state:
+            if self._pool is pool:
+                self._pool = None
+                self._unavailable(exc, level=logging.WARNING)
+        pool.close()
+
+    def _unavailable(self, exc: BaseException, level: int = logging.INFO) -> None:
         """Worker processes cannot start here: every call runs in this process from now on (logged once)."""
+        if not self._pool_failed:
+            log.log(level, "codec worker processes unavailable (%s): encodes and decodes run one at a time", exc)
         self._pool_failed = True
-        log.info("codec worker processes unavailable (%s): encodes and decodes run one at a time", exc)
 
     def run(self, args: list[str]) -> tuple[int, str]:
         cost = call_cost(args)
@@ -103,14 +183,9 @@ class ProcessRunner:
             pool = self._executor()
             if pool is not None:
                 try:
-                    result = pool.submit(_run_in_worker, self.library_path, args).result()
-                except BrokenProcessPool as exc:
-                    raise CodecError(
-                        "a codec worker process died (killed for memory?): lower memory_budget_mb or max_workers"
-                    ) from exc
-                except (OSError, AssertionError) as exc:  # the pool could not start a process: stay in-process
-                    with self._state:
-                        self._unavailable(exc)
+                    result = pool.call(args)
+                except WorkerFailed as exc:  # a worker could not start or died: this process from now on
+                    self._broken(pool, exc)
                 else:
                     self.remote_calls += 1
                     return result
@@ -118,8 +193,15 @@ class ProcessRunner:
         finally:
             self._release(cost)
 
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the worker processes alive now (for tests and diagnostics)."""
+        with self._state:
+            pool = self._pool
+        return pool.running if pool is not None else []
+
     def close(self) -> None:
         with self._state:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()

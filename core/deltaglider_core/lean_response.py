@@ -11,7 +11,7 @@ fast transport's tests run every request through it.
 from __future__ import annotations
 
 import http.client
-from typing import Any
+from typing import TypeVar
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -107,7 +107,10 @@ class _LeanHTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _LeanHTTPSConnection
 
 
-def lean(manager: Any) -> Any:
+Manager = TypeVar("Manager", bound=urllib3.PoolManager)
+
+
+def lean(manager: Manager) -> Manager:
     """``manager`` (a PoolManager or ProxyManager) with its pools using :class:`LeanResponse`."""
     manager.pool_classes_by_scheme = {"http": _LeanHTTPPool, "https": _LeanHTTPSPool}
     return manager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import multiprocessing
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,6 +13,14 @@ from deltaglider_core import DeltaStore
 from deltaglider_core.budget import MIB, encode_cost
 from deltaglider_core.codec import XDelta3Codec
 from deltaglider_core.codec_pool import ProcessRunner
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _library() -> str:
@@ -36,13 +44,14 @@ def test_concurrent_encodes_run_in_worker_processes_and_stay_exact(builds: Any, 
     try:
         with ThreadPoolExecutor(2) as pool:
             deltas = list(pool.map(encode, range(4)))
-        assert runner.remote_calls >= 1 and multiprocessing.active_children()
+        pids = runner.worker_pids
+        assert runner.remote_calls >= 1 and pids
         for i, delta in enumerate(deltas):
             codec.decode(pairs[i][0], delta, tmp_path / f"out{i}")
             assert (tmp_path / f"out{i}").read_bytes() == pairs[i][1].read_bytes()
     finally:
         codec.close()
-    assert multiprocessing.active_children() == []
+    assert runner.worker_pids == [] and not any(_alive(pid) for pid in pids)
 
 
 def test_calls_wait_while_the_budget_is_spent() -> None:
@@ -78,5 +87,58 @@ def test_store_close_stops_its_worker_processes(moto_s3: Any, builds: Any) -> No
 
     with ThreadPoolExecutor(2) as pool:
         assert list(pool.map(put, range(2))) == ["delta", "delta"]
+    runner = store.codec.runner  # type: ignore[attr-defined]  # an XDelta3Codec
+    pids = runner.worker_pids
+    assert pids, "the concurrent put did not use a worker process"
     store.close()
-    assert multiprocessing.active_children() == []
+    assert runner.worker_pids == [] and not any(_alive(pid) for pid in pids)
+
+
+MAIN_SCRIPT = """
+import sys, threading
+from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+
+with open(sys.argv[1], "a") as marks:  # every execution of this file as a main module leaves a mark
+    marks.write("ran\\n")
+if __name__ != "__main__":
+    raise SystemExit("a worker process re-ran the task's main module")  # as airflow's main does, in effect
+
+from deltaglider_core.codec import XDelta3Codec
+from deltaglider_core.codec_pool import ProcessRunner
+from deltaglider_core.budget import MIB
+
+library, source, targets, out = sys.argv[2], Path(sys.argv[3]), sys.argv[4].split(","), Path(sys.argv[5])
+runner = ProcessRunner(library, workers=2, budget=4096 * MIB)
+codec = XDelta3Codec(runner)
+gate = threading.Barrier(2)
+
+def encode(i):
+    gate.wait()
+    codec.encode(source, Path(targets[i]), out / f"d{i}")
+    codec.decode(source, out / f"d{i}", out / f"t{i}")
+    return (out / f"t{i}").read_bytes() == Path(targets[i]).read_bytes()
+
+with ThreadPoolExecutor(2) as pool:
+    exact = list(pool.map(encode, range(2)))
+codec.close()
+print("remote", runner.remote_calls, "exact", all(exact))
+"""
+
+
+def test_worker_processes_do_not_rerun_the_tasks_main_module(builds: Any, tmp_path: Path) -> None:
+    """Under Airflow the main module is the ``airflow`` command; a worker that re-ran it (``spawn``) died at
+    start, seen on a real LocalExecutor deployment. The workers must start without running ``__main__``."""
+    import subprocess
+    import sys
+
+    script, marks = tmp_path / "task_main.py", tmp_path / "marks.txt"
+    script.write_text(MAIN_SCRIPT)
+    targets = ",".join(str(builds(v)) for v in (1, 2))
+    proc = subprocess.run(
+        [sys.executable, str(script), str(marks), _library(), str(builds(0)), targets, str(tmp_path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "remote 1 exact True" in proc.stdout or "remote 2 exact True" in proc.stdout, proc.stdout + proc.stderr
+    assert marks.read_text() == "ran\n"  # the main module ran once: in the task process only
