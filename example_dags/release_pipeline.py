@@ -5,8 +5,8 @@ schedules the DAG once per new release (Airflow 3 event-driven scheduling); no t
 triggerer keeps what it announced, so a restart neither repeats nor misses a release.
 
 ``release_pipeline`` (for schedules that must poll): each hourly run looks for releases that landed in its
-own hour, up to its logical date (``newer_than`` / ``up_to``), so every release falls in exactly one run
-however runs overlap; a run whose hour saw no release is skipped. The sensor is
+own hour, up to the time it was due to run (``run_after``; ``newer_than`` / ``up_to`` to choose), so every
+release falls in exactly one run however runs overlap; a run whose hour saw no release is skipped. The sensor is
 deferrable (the wait, if any, is in the triggerer, not a worker slot) and returns the newest release and
 all new ones in version order; the checks fan out over them with dynamic task mapping.
 
@@ -78,8 +78,9 @@ with DAG(
         task_id="wait_for_release",
         location="s3://{{ params.bucket }}/{{ params.prefix }}",
         pattern="{{ params.pattern }}",
-        newer_than="{{ params.newer_than or (logical_date - macros.timedelta(hours=1)).isoformat() }}",
-        up_to="{{ params.up_to or logical_date.isoformat() }}",
+        # run_after, not logical_date: a run triggered by hand (or by an asset) has no logical date on Airflow 3
+        newer_than="{{ params.newer_than or (dag_run.run_after - macros.timedelta(hours=1)).isoformat() }}",
+        up_to="{{ params.up_to or dag_run.run_after.isoformat() }}",
         deferrable=True,
         poke_interval=POLL_SECONDS or 60,
         timeout=600,  # the interval is over when the run starts: a short wait covers a late listing
@@ -88,7 +89,7 @@ with DAG(
     fetch = DeltaGliderDownloadOperator(
         task_id="download_newest",
         source="s3://{{ params.bucket }}/" + NEWEST,
-        dest="{{ params.workdir }}/{{ ts_nodash }}/",
+        dest="{{ params.workdir }}/{{ run_id | replace(':', '_') | replace('+', '_') }}/",
     )
     checks = check_release.expand(release=new_releases(wait.output))
     wait >> fetch >> checks
@@ -118,9 +119,10 @@ with DAG(
 
     @task
     def announce(**context: object) -> list[dict]:
-        """Log each release that triggered this run (from the asset events)."""
+        """Log each release that triggered this run: the watcher's event carries it as ``payload.release``."""
         events = context["triggering_asset_events"]  # type: ignore[index]
-        found = [dict(e.extra) for evs in events.values() for e in evs]  # type: ignore[attr-defined]
+        extras = [dict(e.extra) for evs in events.values() for e in evs]  # type: ignore[attr-defined]
+        found = [x.get("payload", {}).get("release", x) for x in extras]
         for item in found:
             print("new release:", item)
         return found
