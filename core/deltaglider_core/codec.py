@@ -117,11 +117,11 @@ class XDelta3Codec:
         self.level = level
         self.name = f"xdelta3/{runner.name}"
 
-
     @property
     def runner(self) -> _Runner:
         """What runs the codec calls (the in-process library, a pool of worker processes, or a binary)."""
         return self._runner
+
     def _flags(self, runner: _Runner, source: Path, window: int | None) -> list[str]:
         """xdelta3 options: no secondary compression, and ``window`` (capped by what covers the source)."""
         whole = source_window(source.stat().st_size)

@@ -77,33 +77,41 @@ class _Workers:
         self.size = size
         self._idle: list[_Worker] = []
         self._all: list[_Worker] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._closed = False
 
     def call(self, args: list[str]) -> tuple[int, str]:
+        """Run the call on an idle worker, starting one while fewer than ``size`` run, else waiting for one."""
         with self._lock:
+            while not self._idle and len(self._all) >= self.size and not self._closed:
+                self._lock.wait()
+            if self._closed:
+                raise WorkerFailed("the codec workers were closed")
             worker = self._idle.pop() if self._idle else None
-            if worker is None and len(self._all) < self.size:
+            if worker is None:
                 try:
                     worker = _Worker(self.library_path)
                 except OSError as exc:
                     raise WorkerFailed(f"cannot start a codec worker process ({exc})") from exc
                 self._all.append(worker)
-        if worker is None:
-            raise WorkerFailed("no idle codec worker")  # not reached: admission bounds the callers
         try:
             result = worker.call(args)
         except WorkerFailed:
             with self._lock:
                 self._all.remove(worker)
+                self._lock.notify()
             worker.close()
             raise
         with self._lock:
             self._idle.append(worker)
+            self._lock.notify()
         return result
 
     def close(self) -> None:
         with self._lock:
             workers, self._all, self._idle = self._all, [], []
+            self._closed = True
+            self._lock.notify_all()
         for worker in workers:
             worker.close()
 

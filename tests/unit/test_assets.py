@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_deltaglider.assets import canonical_uri, deltaspace_asset
+from airflow_provider_deltaglider.assets import UPLOADS_ALIAS, canonical_uri, deltaspace_asset, release_asset
 from airflow_provider_deltaglider.operators.upload import DeltaGliderUploadOperator
 from tests.airflow_runs import asset_events, conn_env, run_dag, store_dag
 
@@ -22,6 +22,17 @@ def test_canonical_names() -> None:
     assert (asset.name, asset.uri) == ("s3://artifacts/app", "s3://artifacts/app")
     op = DeltaGliderUploadOperator(task_id="u", source="x", dest="s3://artifacts/app/")
     assert [(o.name, o.uri) for o in op.outlets] == [("s3://artifacts/app", "s3://artifacts/app")]
+
+
+def test_releases_are_an_asset_of_their_own_and_templated_uploads_report_through_the_alias() -> None:
+    releases = release_asset("s3://artifacts/nightly/app/", "app-*.zip")
+    assert (releases.name, releases.uri) == ("s3://artifacts/nightly/app/app-*.zip",) * 2
+    assert releases.uri != deltaspace_asset("s3://artifacts/nightly/app/").uri  # no double runs per release
+    with pytest.raises(ValueError, match="file-name pattern"):
+        release_asset("s3://artifacts/nightly/app/", "sub/app-*.zip")
+    op = DeltaGliderUploadOperator(task_id="u", source="x", dest="s3://{{ params.bucket }}/app/")
+    assert [type(o).__name__ for o in op.outlets] == ["AssetAlias"] and op.outlets[0].name == UPLOADS_ALIAS
+    assert DeltaGliderUploadOperator(task_id="n", source="x", dest="s3://{{ b }}/a/", outlets=[]).outlets == []
 
 
 @pytest.mark.parametrize("consumer_asset", ["s3://{b}/app", "s3://{b}/app/"])
