@@ -106,6 +106,11 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "true (default): HEAD, LIST and small GETs skip botocore's overhead; false: all through boto3.",
         "schema": {"type": ["boolean", "null"]},
     },
+    "deltaglider_compatible": {
+        "label": "Readable by DeltaGlider 6",
+        "description": "true: .gz/.bz2/.xz files stored whole, readable by DeltaGlider 6; default false.",
+        "schema": {"type": ["boolean", "null"]},
+    },
     "bucket": {
         "label": "Bucket (Test button)",
         "description": "The bucket the connection's Test button checks with HeadBucket (optional).",

@@ -112,6 +112,7 @@ class DeltaGliderHook(BaseHook):
                 memory_budget_mb=s.memory_budget_mb,
                 allow_unconditional_writes=s.allow_unconditional_writes,
                 fast_transport=s.fast_transport,
+                deltaglider_compatible=s.deltaglider_compatible,
                 credentials=self.connection.credentials,
                 verify=self.connection.verify,
             )

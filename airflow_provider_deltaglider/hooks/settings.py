@@ -61,6 +61,7 @@ class ConnectionSettings:
     aws_session_extras: tuple[str, ...] = ()
     allow_unconditional_writes: bool = False
     fast_transport: bool = True
+    deltaglider_compatible: bool | None = None
 
     @property
     def region_explicit(self) -> bool:
@@ -158,6 +159,11 @@ def settings_from_connection(
         verify=_verify(conn.conn_id, extra.get("verify")),
         allow_unconditional_writes=str(extra.get("allow_unconditional_writes", "")).lower() in ("true", "1", "yes"),
         fast_transport=str(extra.get("fast_transport", "true")).lower() not in ("false", "0", "no", "off"),
+        deltaglider_compatible=(
+            None
+            if extra.get("deltaglider_compatible") in (None, "")
+            else str(extra["deltaglider_compatible"]).lower() in ("true", "1", "yes", "on")
+        ),
         aws_session_extras=aws_only_extras(extra),
         access_key_id=conn.login or _first(extra, "aws_access_key_id"),
         secret_access_key=conn.password or _first(extra, "aws_secret_access_key"),

@@ -10,13 +10,13 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, gzip_content
 from .budget import budget_from, budget_window, full_window
 from .cache import ReferenceCache, make_cache
 from .codec import Codec, default_codec
@@ -36,6 +36,7 @@ from .format import (
     delta_metadata,
     direct_metadata,
     meta_get,
+    meta_key,
     validate_bucket,
     validate_logical_key,
 )
@@ -58,6 +59,10 @@ from .scratch import private_dir
 from .vcdiff import UnsupportedSecondary, write_identity
 
 TOOL = f"deltaglider/airflow-provider-{__version__}"
+GZIP_NAMES = (".gz", ".tgz")  # names whose content-level delta is tried (gzip_content.py)
+# What stock xdelta3 (DeltaGlider 6) decompresses itself before encoding/decoding: stored directly when
+# deltaglider_compatible, since its decoder cannot apply a delta of the compressed bytes (docs/format.md).
+EXTERNALLY_COMPRESSED = (".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz")
 SPACE_MARGIN = 64 << 20  # head room kept free on the temp filesystem beyond what an operation needs
 
 
@@ -69,6 +74,8 @@ class DeltaStore:
     ``allow_unconditional_writes`` accepts the risk. ``credentials`` (the client's own, from
     ``session.get_credentials()``) and ``verify`` (the value the client was made with) let HEAD, LIST and
     small GETs use the lighter transport (fast_http.py); without them every request goes through boto3.
+    ``deltaglider_compatible`` (or ``DG_DELTAGLIDER_COMPATIBLE=1``) keeps every object readable by DeltaGlider 6:
+    gzip/bzip2/xz files are stored directly (its xdelta3 cannot decode deltas of them, ours or its own).
     Everything else is optional; ``DG_MAX_RATIO``, ``DG_CACHE_BACKEND``, ``DG_CACHE_MEMORY_SIZE_MB``,
     ``DG_CACHE_DISK_SIZE_MB`` and ``DG_CACHE_ENCRYPTION_KEY`` fill in what the caller did not pass.
     """
@@ -89,6 +96,7 @@ class DeltaStore:
         fast_transport: bool = True,
         credentials: Any = None,
         verify: bool | str | None = None,
+        deltaglider_compatible: bool | None = None,
         max_workers: int = 16,
         memory_budget_mb: int | None = None,
         multipart_threshold: int | None = None,
@@ -108,6 +116,11 @@ class DeltaStore:
         exts = DEFAULT_DELTA_EXTENSIONS if delta_extensions is None else delta_extensions
         self.delta_extensions = normalise_extensions(exts)
         self.rebase = rebase
+        self.deltaglider_compatible = (
+            deltaglider_compatible
+            if deltaglider_compatible is not None
+            else os.environ.get("DG_DELTAGLIDER_COMPATIBLE", "").lower() in ("1", "true", "yes")
+        )
         self.max_workers = max_workers
         self.memory_budget = budget_from(
             memory_budget_mb if memory_budget_mb is not None else os.environ.get("DG_MEMORY_BUDGET_MB"),
@@ -169,6 +182,8 @@ class DeltaStore:
         self.s3.ensure_bucket(bucket)
         # The key's other form is noted before anything is written, while the file is hashed (forms.py).
         eligible = is_delta_eligible(loc.name, self.delta_extensions)
+        if eligible and self.deltaglider_compatible and loc.name.lower().endswith(EXTERNALLY_COMPRESSED):
+            eligible = False  # DeltaGlider's xdelta3 decompresses these on decode and cannot read our deltas
         seen = _Seen(
             whole=self._side.submit(self.forms.before, bucket, loc.key, shadows=False) if eligible else None,
             delta=self._side.submit(self.forms.before, bucket, loc.delta_key, shadows=True),
@@ -221,7 +236,7 @@ class DeltaStore:
             base = self._require_base(loc)  # the cached reference was deleted: look again
             self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
         self._require_space(base.size + digest.size, f"encoding s3://{loc.bucket}/{loc.key}")
-        cmd = self._encode(reference, source, delta, base)
+        cmd, recipe = self._encode_best(reference, source, delta, base, scratch)
         delta_size = delta.stat().st_size
         if delta_is_poor(delta_size, digest.size, limit):
             return self._put_poor(source, loc, digest, base, delta_size, limit, scratch, seen)
@@ -232,8 +247,8 @@ class DeltaStore:
                 return self._put_zero_diff(source, loc, digest, fresh, scratch, seen, rebased=True)
             base = self._require_base(loc)
             self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
-            cmd = self._encode(reference, source, delta, base)
-        result = self._store_delta(source, loc, digest, base, reference, delta, cmd, None, seen)
+            cmd, recipe = self._encode_best(reference, source, delta, base, scratch)
+        result = self._store_delta(source, loc, digest, base, reference, delta, cmd, None, seen, recipe)
         self.refs.record(loc.bucket, base.key, result.stored_size)
         if full_window(base.size) > self.window:  # encoded with less than the whole reference: say so
             result = replace(result, source_window=self.window)
@@ -269,6 +284,30 @@ class DeltaStore:
         )  # fmt: skip
         self.refs.note_poor(loc.bucket, base.key)
         return self._put_direct(source, loc, digest, seen, delta_ratio=delta_size / digest.size)
+
+    def _encode_best(
+        self, reference: Path, source: Path, delta: Path, base: Base, scratch: Path
+    ) -> tuple[str, gzip_content.Recipe | None]:
+        """The byte-level delta, or (gzip files, unless DeltaGlider-compatible) the delta of the decompressed
+        contents when that is smaller and the original rebuilds exactly (gzip_content.py)."""
+        cmd = self._encode(reference, source, delta, base)
+        if self.deltaglider_compatible or not source.name.lower().endswith(GZIP_NAMES):
+            return cmd, None
+        content = gzip_content.inflate(source, scratch / "content")
+        if content is None:
+            return cmd, None
+        recipe = gzip_content.find_recipe(source, scratch / "content", *content)
+        if recipe is None:
+            self.log.info("%s: no zlib deflate setting reproduces its gzip stream: byte-level delta", source.name)
+            return cmd, None
+        if gzip_content.inflate(reference, scratch / "reference.content") is None:
+            return cmd, None  # the reference is not a single gzip member: nothing to compare contents with
+        content_delta = scratch / "content.delta"
+        content_cmd = self._encode(scratch / "reference.content", scratch / "content", content_delta, base)
+        if content_delta.stat().st_size >= delta.stat().st_size:
+            return cmd, None
+        content_delta.replace(delta)
+        return content_cmd, recipe
 
     def _encode(self, reference: Path, source: Path, delta: Path, base: Base) -> str:
         """Encode within the memory budget: the reference's whole size as source window, or what fits."""
@@ -328,6 +367,7 @@ class DeltaStore:
         cmd: str,
         note: str | None,
         seen: _Seen,
+        recipe: gzip_content.Recipe | None = None,
     ) -> PutResult:
         """Write the delta object, remove the whole copy of the key seen before, make sure the reference exists."""
         delta_size = delta.stat().st_size
@@ -343,6 +383,9 @@ class DeltaStore:
             delta_cmd=f"{cmd} -s {base.key.rpartition('/')[2]} {loc.name} {loc.name}.delta",
             note=note,
         )
+        if recipe is not None:  # a delta of the decompressed contents: what rebuilds the exact file
+            meta[meta_key("content-encoding")] = gzip_content.ENCODING
+            meta[meta_key("gzip-rebuild")] = recipe.to_meta()
         whole = seen.whole.result() if seen.whole is not None else Seen(loc.key, None)
         self.s3.upload(delta, loc.bucket, loc.delta_key, meta)
         # Both after the write, side by side: drop the whole copy of the same logical key seen before it
@@ -440,6 +483,9 @@ class DeltaStore:
             size_text = meta_get(meta, "file-size") or "0"
             self._require_space(int(size_text) if size_text.isdigit() else 0, f"reading s3://{loc.bucket}/{loc.key}")
             self.refs.materialise(loc.bucket, ref_key, meta_get(meta, "ref-sha256"), reference)
+            encoding = meta_get(meta, "content-encoding")
+            if encoding is not None:
+                return self._read_content_delta(loc, ref_key, encoding, meta, reference, delta, out, scratch)
             try:
                 self.codec.decode(reference, delta, out, self.window)
             except UnsupportedSecondary as exc:
@@ -453,6 +499,53 @@ class DeltaStore:
             _check_hash(self.log, loc, loc.delta_key, expected, actual)
             size = out.stat().st_size
             return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), size, actual, expected is not None)
+
+    def _read_content_delta(
+        self,
+        loc: Location,
+        ref_key: str,
+        encoding: str,
+        meta: Mapping[str, str],
+        reference: Path,
+        delta: Path,
+        out: Path,
+        scratch: Path,
+    ) -> GetResult:
+        """A delta of decompressed contents (gzip_content.py): inflate the reference, apply, rebuild the exact
+        file with the recorded deflate parameters, check the SHA-256."""
+        where = f"s3://{loc.bucket}/{loc.delta_key}"
+        rebuild = meta_get(meta, "gzip-rebuild")
+        if encoding != gzip_content.ENCODING or rebuild is None:
+            raise CodecError(
+                f"{where} is a content-level delta of kind {encoding!r}, which this version cannot rebuild: "
+                "upgrade airflow-provider-deltaglider."
+            )
+        try:
+            recipe = gzip_content.Recipe.from_meta(rebuild)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(
+                f"{where}: its dg-gzip-rebuild metadata is damaged ({exc}); nothing was written."
+            ) from exc
+        if gzip_content.inflate(reference, scratch / "reference.content") is None:
+            raise IntegrityError(f"{where}: its reference s3://{loc.bucket}/{ref_key} is not a gzip file any more.")
+        try:
+            self.codec.decode(scratch / "reference.content", delta, scratch / "content", self.window)
+        except CodecError as exc:
+            raise IntegrityError(
+                f"{where} cannot be decoded against the contents of s3://{loc.bucket}/{ref_key}: the delta is "
+                "corrupt or belongs to another reference. Re-upload the file."
+            ) from exc
+        gzip_content.rebuild(scratch / "content", recipe, out)  # ``out`` is get()'s temp file: renamed only if verified
+        expected = meta_get(meta, "file-sha256")
+        actual = sha256_file(out)
+        if expected is not None and actual != expected:
+            raise IntegrityError(
+                f"{where}: the rebuilt gzip file does not match its SHA-256 ({actual}, expected {expected}): "
+                f"{gzip_content.mismatch_message(recipe)}. Nothing was written."
+            )
+        _check_hash(self.log, loc, loc.delta_key, expected, actual)
+        size = out.stat().st_size
+        return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), size, actual, expected is not None)
 
     def _read_as_is(self, loc: Location, out: Path) -> GetResult:
         sha = hashlib.sha256()

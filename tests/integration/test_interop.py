@@ -104,3 +104,33 @@ def test_non_ascii_names_we_write_deltaglider_reads(seaweed_s3: Any, peer: Any, 
         assert _sha(dest) == _sha(path), path.name
         got = seaweed_s3.store().get(seaweed_s3.bucket, f"intl/{path.name}", tmp_path / "ours")
         assert got.sha256 == _sha(path)
+
+
+def test_deltaglider_reads_every_gzip_object_written_in_its_compatibility_mode(
+    seaweed_s3: Any, peer: Any, tmp_path: Path
+) -> None:
+    """Python-made .tar.gz files: with deltaglider_compatible they are stored whole, so the peer reads each
+    back byte-identical; without it the content delta is refused by the peer's SHA-256 check (it never
+    returns wrong bytes), while we read both kinds from one prefix."""
+    from tests.unit.test_gzip_content import python_tgz
+
+    files = [python_tgz(tmp_path / "in", v) for v in range(3)]
+    compatible = seaweed_s3.store(deltaglider_compatible=True)
+    for f in files:
+        compatible.put(f, seaweed_s3.bucket, f"gz/{f.name}")
+    for f in files:
+        dest = tmp_path / f"peer-{f.name}"
+        peer.download(f"s3://{seaweed_s3.bucket}/gz/{f.name}", dest)
+        assert _sha(dest) == _sha(f), f.name
+    first, newer = python_tgz(tmp_path / "in", 3), python_tgz(tmp_path / "in", 4)
+    ours = seaweed_s3.store()
+    assert ours.put(first, seaweed_s3.bucket, f"gz/{first.name}").kind == "reference"  # same prefix
+    put = ours.put(newer, seaweed_s3.bucket, f"gz/{newer.name}")
+    meta = seaweed_s3.client.head_object(Bucket=seaweed_s3.bucket, Key=put.stored_key)["Metadata"]
+    assert meta.get("dg-content-encoding") == "gzip"
+    with pytest.raises(Exception):  # noqa: B017 - the peer's own failure (SHA-256 mismatch), not ours
+        peer.download(f"s3://{seaweed_s3.bucket}/gz/{newer.name}", tmp_path / "peer-newer")
+    assert not (tmp_path / "peer-newer").exists() or _sha(tmp_path / "peer-newer") == _sha(newer)
+    for f in [*files, first, newer]:
+        got = seaweed_s3.store().get(seaweed_s3.bucket, f"gz/{f.name}", tmp_path / f"ours-{f.name}")
+        assert Path(got.path).read_bytes() == f.read_bytes()

@@ -1,0 +1,215 @@
+"""Content-level deltas for gzip files: delta the decompressed bytes, rebuild the exact original on read.
+
+A byte-level delta of two gzip files is poor (a small change in the content rewrites the compressed stream
+after it). Here the delta is taken between the *decompressed* contents, and what is needed to rebuild the
+exact original file is recorded in the delta's metadata: the gzip header bytes as they were, and the zlib
+deflate parameters (level, memory level, strategy) that reproduce its compressed stream byte for byte.
+Those are found by trying, at write time, on the file itself: candidates are ruled out on a prefix, the
+survivor is verified over the whole stream (and the CRC-32/size trailer), and only then is a content delta
+used. A file no candidate reproduces (another deflate implementation, several gzip members, trailing bytes)
+keeps the byte-level path.
+
+Reading inflates the reference, applies the delta, and deflates with the recorded parameters; the result is
+checked against the file's SHA-256 like every read. Deflate output can differ between zlib builds (zlib-ng
+for one), so the zlib version that wrote the object is recorded too and named in the error when a reader's
+rebuild does not match. Everything streams through files in 1 MiB pieces: no whole content in memory.
+
+The format (``dg-content-encoding: gzip``, ``dg-gzip-rebuild``) is described in docs/format.md. Written here
+because no library reproduces a given deflate stream; the parameter search follows what the format's own
+description (RFC 1951/1952) and zlib's documented ``compressobj`` parameters allow.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK = 1 << 20
+PROBE = 256 << 10  # content bytes a candidate must reproduce before it is verified over the whole file
+MAX_HEADER = 512  # longer gzip headers (huge names or extra fields) are not recorded in metadata
+LEVELS = (9, 6, 1, 2, 3, 4, 5, 7, 8)  # the common ones first: Python's gzip writes 9, GNU gzip 6
+MEM_LEVELS = (8, 9)
+STRATEGIES = (zlib.Z_DEFAULT_STRATEGY,)
+ENCODING = "gzip"
+
+_FTEXT, _FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 1, 2, 4, 8, 16
+
+
+class RebuildError(Exception):
+    """The recorded parameters do not rebuild the original here (the message names what is needed)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to turn the decompressed content back into the exact gzip file."""
+
+    header: bytes
+    level: int
+    mem_level: int
+    strategy: int
+    zlib_version: str
+
+    def to_meta(self) -> str:
+        """The ``dg-gzip-rebuild`` metadata value (compact JSON, ASCII)."""
+        return json.dumps(
+            {
+                "h": base64.b64encode(self.header).decode(),
+                "l": self.level,
+                "m": self.mem_level,
+                "s": self.strategy,
+                "z": self.zlib_version,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_meta(cls, value: str) -> Recipe:
+        data = json.loads(value)
+        return cls(base64.b64decode(data["h"]), int(data["l"]), int(data["m"]), int(data["s"]), str(data["z"]))
+
+
+def header_length(path: Path) -> int | None:
+    """Length of the gzip member header at the start of ``path`` (RFC 1952), or None if it is not one."""
+    with open(path, "rb") as f:
+        head = f.read(10)
+        if len(head) < 10 or head[:3] != b"\x1f\x8b\x08" or head[3] & 0xE0:
+            return None
+        flags, length = head[3], 10
+        if flags & _FEXTRA:
+            extra = f.read(2)
+            if len(extra) < 2:
+                return None
+            (size,) = struct.unpack("<H", extra)
+            f.seek(size, 1)
+            length += 2 + size
+        for flag in (_FNAME, _FCOMMENT):
+            if flags & flag:
+                while True:
+                    byte = f.read(1)
+                    if not byte:
+                        return None
+                    length += 1
+                    if byte == b"\x00":
+                        break
+        if flags & _FHCRC:
+            length += 2
+        return length if length <= f.seek(0, 2) else None
+
+
+def _chunks(path: Path, start: int = 0) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        f.seek(start)
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def inflate(path: Path, out: Path) -> tuple[int, int] | None:
+    """Decompress the single gzip member in ``path`` to ``out``: (header length, deflate stream length), or
+    None when ``path`` is not exactly one gzip member with a matching CRC-32 and size trailer."""
+    start = header_length(path)
+    if start is None:
+        return None
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    crc, size, used = 0, 0, 0
+    tail = b""
+    try:
+        with open(out, "wb") as sink:
+            for chunk in _chunks(path, start):
+                if inflater.eof:
+                    tail += chunk
+                    continue
+                data = inflater.decompress(chunk)
+                while inflater.unconsumed_tail:
+                    data += inflater.decompress(inflater.unconsumed_tail)
+                sink.write(data)
+                crc, size = zlib.crc32(data, crc), size + len(data)
+                used += len(chunk) - len(inflater.unused_data)
+                tail = inflater.unused_data
+    except zlib.error:
+        return None
+    if not inflater.eof or tail != struct.pack("<II", crc, size & 0xFFFFFFFF):
+        return None  # truncated, several members, or bytes after the trailer
+    return start, used
+
+
+def _compressor(level: int, mem_level: int, strategy: int) -> zlib._Compress:
+    return zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, mem_level, strategy)
+
+
+def find_recipe(original: Path, content: Path, header: int, stream: int) -> Recipe | None:
+    """Deflate parameters that reproduce ``original``'s compressed stream from ``content``, verified over the
+    whole stream; None when no candidate does."""
+    with open(original, "rb") as f:
+        head = f.read(header)
+        expected_prefix = f.read(min(stream, PROBE * 2))
+    if len(head) > MAX_HEADER:
+        return None
+    probe = b""
+    with open(content, "rb") as f:
+        probe = f.read(PROBE)
+    candidates = [(lv, mem, st) for lv in LEVELS for mem in MEM_LEVELS for st in STRATEGIES]
+    survivors = []
+    for level, mem, strategy in candidates:
+        produced = _compressor(level, mem, strategy).compress(probe)
+        if expected_prefix.startswith(produced):
+            survivors.append((level, mem, strategy))
+    for level, mem, strategy in survivors:
+        if _reproduces(original, content, header, stream, level, mem, strategy):
+            return Recipe(head, level, mem, strategy, zlib.ZLIB_RUNTIME_VERSION)
+    return None
+
+
+def _reproduces(original: Path, content: Path, header: int, stream: int, level: int, mem: int, strategy: int) -> bool:
+    """Whether deflating ``content`` gives exactly the ``stream`` bytes after the header (compared as produced)."""
+    compressor = _compressor(level, mem, strategy)
+    with open(original, "rb") as f:
+        f.seek(header)
+        remaining = stream
+
+        def matches(data: bytes) -> bool:
+            nonlocal remaining
+            if len(data) > remaining:
+                return False
+            remaining -= len(data)
+            return f.read(len(data)) == data
+
+        for chunk in _chunks(content):
+            if not matches(compressor.compress(chunk)):
+                return False
+        return matches(compressor.flush()) and remaining == 0
+
+
+def rebuild(content: Path, recipe: Recipe, out: Path) -> int:
+    """Write the gzip file: the recorded header, ``content`` deflated with the recorded parameters, the
+    CRC-32/size trailer. Returns the bytes written. The caller checks the SHA-256."""
+    compressor = _compressor(recipe.level, recipe.mem_level, recipe.strategy)
+    crc, size, written = 0, 0, 0
+    with open(out, "wb") as sink:
+        sink.write(recipe.header)
+        written += len(recipe.header)
+        for chunk in _chunks(content):
+            crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+            data = compressor.compress(chunk)
+            sink.write(data)
+            written += len(data)
+        data = compressor.flush() + struct.pack("<II", crc, size & 0xFFFFFFFF)
+        sink.write(data)
+        written += len(data)
+    return written
+
+
+def mismatch_message(recipe: Recipe) -> str:
+    """What a reader needs when its rebuild differs from the original."""
+    here = zlib.ZLIB_RUNTIME_VERSION
+    if here != recipe.zlib_version:
+        return (
+            f"it was written with zlib {recipe.zlib_version} deflate (level {recipe.level}, memLevel "
+            f"{recipe.mem_level}) and this reader has zlib {here}, whose deflate output differs: read it where "
+            f"Python's zlib is {recipe.zlib_version}"
+        )
+    return f"zlib {here} deflate (level {recipe.level}, memLevel {recipe.mem_level}) did not reproduce it"
