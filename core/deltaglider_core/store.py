@@ -236,7 +236,7 @@ class DeltaStore:
             base = self._require_base(loc)  # the cached reference was deleted: look again
             self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
         self._require_space(base.size + digest.size, f"encoding s3://{loc.bucket}/{loc.key}")
-        cmd, recipe = self._encode_best(reference, source, delta, base, scratch)
+        cmd, recipe = self._encode_best(reference, source, delta, base, scratch, limit)
         delta_size = delta.stat().st_size
         if delta_is_poor(delta_size, digest.size, limit):
             return self._put_poor(source, loc, digest, base, delta_size, limit, scratch, seen)
@@ -247,7 +247,7 @@ class DeltaStore:
                 return self._put_zero_diff(source, loc, digest, fresh, scratch, seen, rebased=True)
             base = self._require_base(loc)
             self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
-            cmd, recipe = self._encode_best(reference, source, delta, base, scratch)
+            cmd, recipe = self._encode_best(reference, source, delta, base, scratch, limit)
         result = self._store_delta(source, loc, digest, base, reference, delta, cmd, None, seen, recipe)
         self.refs.record(loc.bucket, base.key, result.stored_size)
         if full_window(base.size) > self.window:  # encoded with less than the whole reference: say so
@@ -286,28 +286,43 @@ class DeltaStore:
         return self._put_direct(source, loc, digest, seen, delta_ratio=delta_size / digest.size)
 
     def _encode_best(
-        self, reference: Path, source: Path, delta: Path, base: Base, scratch: Path
+        self, reference: Path, source: Path, delta: Path, base: Base, scratch: Path, limit: float
     ) -> tuple[str, gzip_content.Recipe | None]:
-        """The byte-level delta, or (gzip files, unless DeltaGlider-compatible) the delta of the decompressed
-        contents when that is smaller and the original rebuilds exactly (gzip_content.py)."""
+        """For a gzip file (unless DeltaGlider-compatible) the delta of the decompressed contents when the
+        original rebuilds exactly (gzip_content.py) and the delta is good; otherwise, or when the byte-level
+        delta is smaller, the byte-level delta."""
+        content = self._content_delta(reference, source, base, scratch)
+        if content is not None:
+            content_cmd, recipe, content_delta = content
+            if not delta_is_poor(content_delta.stat().st_size, source.stat().st_size, limit):
+                content_delta.replace(delta)
+                return content_cmd, recipe
         cmd = self._encode(reference, source, delta, base)
+        if content is not None and content[2].stat().st_size < delta.stat().st_size:
+            content[2].replace(delta)
+            return content[0], content[1]
+        return cmd, None
+
+    def _content_delta(
+        self, reference: Path, source: Path, base: Base, scratch: Path
+    ) -> tuple[str, gzip_content.Recipe, Path] | None:
+        """(command, recipe, delta file) of the decompressed contents, or None where that does not apply."""
         if self.deltaglider_compatible or not source.name.lower().endswith(GZIP_NAMES):
-            return cmd, None
-        content = gzip_content.inflate(source, scratch / "content")
-        if content is None:
-            return cmd, None
-        recipe = gzip_content.find_recipe(source, scratch / "content", *content)
+            return None
+        found = gzip_content.inflate(source, scratch / "content")
+        if found is None:
+            return None
+        # The search (a full deflate to verify) runs while the reference is inflated and the contents encoded.
+        search = self._side.submit(gzip_content.find_recipe, source, scratch / "content", *found)
+        content_delta = scratch / "content.delta"
+        cmd = None
+        if gzip_content.inflate(reference, scratch / "reference.content") is not None:
+            cmd = self._encode(scratch / "reference.content", scratch / "content", content_delta, base)
+        recipe = search.result()
         if recipe is None:
             self.log.info("%s: no zlib deflate setting reproduces its gzip stream: byte-level delta", source.name)
-            return cmd, None
-        if gzip_content.inflate(reference, scratch / "reference.content") is None:
-            return cmd, None  # the reference is not a single gzip member: nothing to compare contents with
-        content_delta = scratch / "content.delta"
-        content_cmd = self._encode(scratch / "reference.content", scratch / "content", content_delta, base)
-        if content_delta.stat().st_size >= delta.stat().st_size:
-            return cmd, None
-        content_delta.replace(delta)
-        return content_cmd, recipe
+            return None
+        return (cmd, recipe, content_delta) if cmd is not None else None
 
     def _encode(self, reference: Path, source: Path, delta: Path, base: Base) -> str:
         """Encode within the memory budget: the reference's whole size as source window, or what fits."""
