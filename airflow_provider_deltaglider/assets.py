@@ -49,4 +49,4 @@ def release_asset(location: str, pattern: str, **kwargs: Any) -> Asset:
     if not pattern or "/" in pattern:
         raise ValueError(f"release pattern {pattern!r} must be a file-name pattern such as 'app-*.zip'")
     uri = f"{canonical_uri(location)}/{pattern}"
-    return Asset(name=uri, uri=uri, **kwargs)
+    return Asset(uri=uri, name=uri, **kwargs)

@@ -363,6 +363,25 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a missing key is not answered on the fast path (every miss costs a boto3 round trip)",
     ),
     Mutation(
+        "gzip-rebuild-unchecked",
+        "reads",
+        STORE,
+        "        if expected is not None and actual != expected:\n            raise IntegrityError(\n"
+        "                f\"{where}: the rebuilt gzip file",
+        "        if False:\n            raise IntegrityError(\n                f\"{where}: the rebuilt gzip file",
+        ("tests/unit/test_gzip_content.py",),
+        "a content-level delta rebuilt with the wrong deflate settings is not refused with the reason",
+    ),
+    Mutation(
+        "codec-worker-reruns-main",
+        "transport",
+        "core/deltaglider_core/codec_pool.py",
+        '[sys.executable, "-m", "deltaglider_core.codec_worker", library_path]',
+        '[sys.executable, sys.modules["__main__"].__file__ or "", library_path]',
+        ("tests/unit/test_codec_pool.py",),
+        "codec worker processes run the task's main module (the airflow command) and die",
+    ),
+    Mutation(
         "fast-path-ignores-proxy",
         "transport",
         "core/deltaglider_core/fast_http.py",

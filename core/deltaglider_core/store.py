@@ -559,8 +559,8 @@ class DeltaStore:
                 f"{gzip_content.mismatch_message(recipe)}. Nothing was written."
             )
         _check_hash(self.log, loc, loc.delta_key, expected, actual)
-        size = out.stat().st_size
-        return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), size, actual, expected is not None)
+        verified = expected is not None
+        return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), out.stat().st_size, actual, verified)
 
     def _read_as_is(self, loc: Location, out: Path) -> GetResult:
         sha = hashlib.sha256()
