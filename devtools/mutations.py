@@ -367,8 +367,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "reads",
         STORE,
         "        if expected is not None and actual != expected:\n            raise IntegrityError(\n"
-        "                f\"{where}: the rebuilt gzip file",
-        "        if False:\n            raise IntegrityError(\n                f\"{where}: the rebuilt gzip file",
+        '                f"{where}: the rebuilt gzip file',
+        '        if False:\n            raise IntegrityError(\n                f"{where}: the rebuilt gzip file',
         ("tests/unit/test_gzip_content.py",),
         "a content-level delta rebuilt with the wrong deflate settings is not refused with the reason",
     ),
