@@ -25,6 +25,7 @@ from deltaglider_core import DeltaStore
 from deltaglider_core.stats import compute_stats
 
 from example_dags.fake_builds import make_build
+from tests.airflow_runs import conn_env
 from tests.deploy.conftest import _FAILED
 from tests.deployment import Deployment, TaskRow
 
@@ -52,14 +53,9 @@ def world(seaweed: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
         if bucket not in existing:
             client.create_bucket(Bucket=bucket)
     base = tmp_path_factory.mktemp("deployment")
-    conn = {
-        "conn_type": "deltaglider",
-        "login": seaweed.access_key,
-        "password": seaweed.secret_key,
-        "extra": {"endpoint_url": seaweed.endpoint_url, "region_name": "us-east-1"},
-    }
+    conn_name, conn_value = conn_env("deltaglider_default", seaweed)
     env = {
-        "AIRFLOW_CONN_DELTAGLIDER_DEFAULT": json.dumps(conn),
+        conn_name: conn_value,
         "DELTAGLIDER_EXAMPLE_POLL_SECONDS": str(POLL_S),
         "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -245,7 +241,10 @@ def test_the_asset_watcher_announces_each_release_once_across_a_triggerer_restar
     d.unpause("release_pipeline_on_event")
     watching = "SELECT 1 FROM trigger WHERE classpath LIKE '%ReleaseEventTrigger' AND triggerer_id IS NOT NULL"
     d.wait_for("the release watcher running on the triggerer", lambda: d.query(watching), 120)
-    time.sleep(3 * POLL_S)  # its baseline (the releases already there) is taken
+    # Its first poll takes the releases already there as the baseline and stores it in the asset's state
+    # store: only a release that lands after that is new (one landing earlier is part of the baseline).
+    baseline = "SELECT value FROM asset_state_store WHERE key = 'deltaglider_announced_releases'"
+    d.wait_for("the release watcher's baseline stored", lambda: d.query(baseline), 120)
     before = len(d.runs("release_pipeline_on_event"))
     tmp = world.work / "watch"
 
