@@ -113,6 +113,7 @@ class DeltaGliderMigrateOperator(DeltaGliderBaseOperator):
             logger=self.log,
             source_credentials=self.source_hook.connection.credentials,
             source_verify=self.source_hook.connection.verify,
+            source_fast_transport=self.source_hook.settings.fast_transport,
         )
         report = migration.run(dry_run=self.plan_only)
         self.log.info(

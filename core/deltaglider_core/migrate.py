@@ -123,12 +123,18 @@ class Migration:
         logger: LogLike | None = None,
         source_credentials: Any = None,
         source_verify: bool | str | None = None,
+        source_fast_transport: bool | None = None,
     ) -> None:
         self.store = store
         if source_client is store.s3.client and source_credentials is None:  # one connection for both sides
             source_credentials, source_verify = store.s3.credentials, store.s3.verify
-        # The source's credentials and verify let its HEAD/LIST/GETs use the fast transport (fast_http.py).
-        self.source = S3(source_client, credentials=source_credentials, verify=source_verify)
+        if source_fast_transport is None:
+            source_fast_transport = store.s3.fast_transport if source_client is store.s3.client else True
+        # The source's credentials and verify let its HEAD/LIST/GETs use the fast transport (fast_http.py),
+        # unless the source connection switches it off (its fast_transport extra).
+        self.source = S3(
+            source_client, credentials=source_credentials, verify=source_verify, fast_transport=source_fast_transport
+        )
         self._source_client = source_client
         self._source_store: DeltaStore | None = None
         self._internal = 0
@@ -179,6 +185,7 @@ class Migration:
                 self._source_client,
                 credentials=self.source.credentials,
                 verify=self.source.verify,
+                fast_transport=self.source.fast_transport,
                 cache=self.store.cache,
                 codec=self.store.codec,
                 memory_budget_mb=self.store.memory_budget >> 20,
