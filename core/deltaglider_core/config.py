@@ -50,5 +50,10 @@ def cache_disk_mb_from_env(env: Mapping[str, str] | None = None) -> int:
     return _megabytes(env, "DG_CACHE_DISK_SIZE_MB", 4096)
 
 
+def deltaglider_compatible_from_env(env: Mapping[str, str] | None = None) -> bool:
+    """``DG_DELTAGLIDER_COMPATIBLE``: keep every object readable by DeltaGlider 6 (see DeltaStore)."""
+    return _env(env).get("DG_DELTAGLIDER_COMPATIBLE", "").lower() in ("1", "true", "yes")
+
+
 def encryption_key_from_env(env: Mapping[str, str] | None = None) -> str | None:
     return _env(env).get("DG_CACHE_ENCRYPTION_KEY") or None

@@ -104,7 +104,8 @@ class FastS3:
         self.size = size
         self._layouts: dict[str, _Layout | None] = {}
         self._managers: dict[str, urllib3.PoolManager] = {}  # proxy URL ("" for none) -> its pools
-        self._direct: dict[str, Any] = {}  # "scheme://netloc" -> its connection pool, when no proxy applies
+        # "scheme://netloc" -> its route: the proxy's manager, or (no proxy) the host's connection pool
+        self._routes: dict[str, tuple[urllib3.PoolManager, Any | None]] = {}
         self._lock = threading.Lock()
         self.answered = 0  # requests answered here, not by boto3 (for tests and diagnostics)
         self.declined: collections.Counter[str] = collections.Counter()  # reason -> requests left to boto3
@@ -188,7 +189,7 @@ class FastS3:
     def close(self) -> None:
         """Close every pooled connection."""
         with self._lock:
-            managers, self._managers, self._direct = list(self._managers.values()), {}, {}
+            managers, self._managers, self._routes = list(self._managers.values()), {}, {}
         for manager in managers:
             manager.clear()
 
@@ -204,21 +205,29 @@ class FastS3:
                     self._managers[proxy] = manager
         return manager
 
+    def _route(self, layout: _Layout) -> tuple[str, urllib3.PoolManager, Any | None]:
+        """(origin, manager, direct pool or None when a proxy applies), decided once per origin."""
+        origin = f"{layout.scheme}://{layout.netloc}"
+        route = self._routes.get(origin)
+        if route is None:
+            manager = self._manager(origin + "/")
+            pool = None
+            if not isinstance(manager, urllib3.ProxyManager):
+                pool = manager.connection_from_host(layout.host, layout.port, layout.scheme)
+            route = (manager, pool)
+            with self._lock:
+                self._routes[origin] = route
+        return (origin, *route)
+
     def _open(self, layout: _Layout, method: str, target: str, headers: dict[str, str], preload: bool) -> Any:
         """Send the request: straight through the host's connection pool, or through the proxy's manager (which
         needs the absolute URL)."""
-        origin = f"{layout.scheme}://{layout.netloc}"
-        pool = self._direct.get(origin)
+        origin, manager, pool = self._route(layout)
         if pool is None:
-            manager = self._manager(origin + "/")
-            if isinstance(manager, urllib3.ProxyManager):
-                return manager.urlopen(
-                    method, origin + target, headers=headers, retries=False, redirect=False,
-                    preload_content=preload, decode_content=False,
-                )  # fmt: skip
-            pool = manager.connection_from_host(layout.host, layout.port, layout.scheme)
-            with self._lock:
-                self._direct[origin] = pool
+            return manager.urlopen(
+                method, origin + target, headers=headers, retries=False, redirect=False,
+                preload_content=preload, decode_content=False,
+            )  # fmt: skip
         return pool.urlopen(
             method, target, headers=headers, retries=False, redirect=False, assert_same_host=False,
             preload_content=preload, decode_content=False,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK = 1 << 20
+TRAILER = 8  # CRC-32 and size, after the deflate stream
 PROBE = 256 << 10  # content bytes a candidate must reproduce before it is verified over the whole file
 MAX_HEADER = 512  # longer gzip headers (huge names or extra fields) are not recorded in metadata
 LEVELS = (9, 6, 1, 2, 3, 4, 5, 7, 8)  # the common ones first: Python's gzip writes 9, GNU gzip 6
@@ -122,12 +123,17 @@ def inflate(path: Path, out: Path) -> tuple[int, int] | None:
             for chunk in _chunks(path, start):
                 if inflater.eof:
                     tail += chunk
+                    if len(tail) > TRAILER:
+                        return None  # bytes after the trailer
                     continue
-                data = inflater.decompress(chunk)
-                while inflater.unconsumed_tail:
-                    data += inflater.decompress(inflater.unconsumed_tail)
-                sink.write(data)
-                crc, size = zlib.crc32(data, crc), size + len(data)
+                pending = chunk
+                while True:  # at most CHUNK bytes out per call: a highly compressed chunk never fills memory
+                    data = inflater.decompress(pending, CHUNK)
+                    sink.write(data)
+                    crc, size = zlib.crc32(data, crc), size + len(data)
+                    pending = inflater.unconsumed_tail
+                    if inflater.eof or (not pending and len(data) < CHUNK):
+                        break
                 used += len(chunk) - len(inflater.unused_data)
                 tail = inflater.unused_data
     except zlib.error:
@@ -149,7 +155,6 @@ def find_recipe(original: Path, content: Path, header: int, stream: int) -> Reci
         expected_prefix = f.read(min(stream, PROBE * 2))
     if len(head) > MAX_HEADER:
         return None
-    probe = b""
     with open(content, "rb") as f:
         probe = f.read(PROBE)
     candidates = [(lv, mem, st) for lv in LEVELS for mem in MEM_LEVELS for st in STRATEGIES]

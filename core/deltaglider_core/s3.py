@@ -362,8 +362,8 @@ class S3:
         upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
         try:
             parts = []
-            # At most MAX_PARTS parts (S3 allows 10,000), each read into memory once: the store sizes part_size
-            # from its memory budget.
+            # At most MAX_PARTS parts (S3 allows 10,000), each streamed from the file (FilePart); the store sizes
+            # part_size from its memory budget.
             size = os.path.getsize(path)
             part_size = max(self.part_size, -(-size // MAX_PARTS))
             for number, offset in enumerate(range(0, size, part_size), start=1):

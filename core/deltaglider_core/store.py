@@ -24,6 +24,7 @@ from .config import (
     cache_backend_from_env,
     cache_disk_mb_from_env,
     cache_memory_mb_from_env,
+    deltaglider_compatible_from_env,
     encryption_key_from_env,
     max_ratio_from_env,
     validate_max_ratio,
@@ -117,9 +118,7 @@ class DeltaStore:
         self.delta_extensions = normalise_extensions(exts)
         self.rebase = rebase
         self.deltaglider_compatible = (
-            deltaglider_compatible
-            if deltaglider_compatible is not None
-            else os.environ.get("DG_DELTAGLIDER_COMPATIBLE", "").lower() in ("1", "true", "yes")
+            deltaglider_compatible if deltaglider_compatible is not None else deltaglider_compatible_from_env()
         )
         self.max_workers = max_workers
         self.memory_budget = budget_from(
@@ -292,16 +291,15 @@ class DeltaStore:
         original rebuilds exactly (gzip_content.py) and the delta is good; otherwise, or when the byte-level
         delta is smaller, the byte-level delta."""
         content = self._content_delta(reference, source, base, scratch)
-        if content is not None:
-            content_cmd, recipe, content_delta = content
-            if not delta_is_poor(content_delta.stat().st_size, source.stat().st_size, limit):
-                content_delta.replace(delta)
-                return content_cmd, recipe
-        cmd = self._encode(reference, source, delta, base)
-        if content is not None and content[2].stat().st_size < delta.stat().st_size:
-            content[2].replace(delta)
-            return content[0], content[1]
-        return cmd, None
+        if content is None:
+            return self._encode(reference, source, delta, base), None
+        content_cmd, recipe, content_delta = content
+        if delta_is_poor(content_delta.stat().st_size, source.stat().st_size, limit):
+            cmd = self._encode(reference, source, delta, base)
+            if delta.stat().st_size <= content_delta.stat().st_size:
+                return cmd, None
+        content_delta.replace(delta)
+        return content_cmd, recipe
 
     def _content_delta(
         self, reference: Path, source: Path, base: Base, scratch: Path
@@ -309,6 +307,8 @@ class DeltaStore:
         """(command, recipe, delta file) of the decompressed contents, or None where that does not apply."""
         if self.deltaglider_compatible or not source.name.lower().endswith(GZIP_NAMES):
             return None
+        if gzip_content.header_length(reference) is None:
+            return None  # the reference is not gzip: no contents to compare with
         found = gzip_content.inflate(source, scratch / "content")
         if found is None:
             return None
@@ -501,19 +501,23 @@ class DeltaStore:
             encoding = meta_get(meta, "content-encoding")
             if encoding is not None:
                 return self._read_content_delta(loc, ref_key, encoding, meta, reference, delta, out, scratch)
-            try:
-                self.codec.decode(reference, delta, out, self.window)
-            except UnsupportedSecondary as exc:
-                raise CodecError(f"s3://{loc.bucket}/{loc.delta_key} cannot be read here: {exc}") from exc
-            except CodecError as exc:
-                raise IntegrityError(
-                    f"s3://{loc.bucket}/{loc.delta_key} cannot be decoded against s3://{loc.bucket}/{ref_key}: "
-                    "the delta is corrupt or belongs to another reference. Re-upload the file."
-                ) from exc
+            self._decode(loc, reference, delta, out, f"s3://{loc.bucket}/{ref_key}")
             actual = sha256_file(out)
             _check_hash(self.log, loc, loc.delta_key, expected, actual)
             size = out.stat().st_size
             return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), size, actual, expected is not None)
+
+    def _decode(self, loc: Location, source: Path, delta: Path, out: Path, against: str) -> None:
+        """Apply the delta of ``loc``; a failure names the delta and what it was decoded ``against``."""
+        try:
+            self.codec.decode(source, delta, out, self.window)
+        except UnsupportedSecondary as exc:
+            raise CodecError(f"s3://{loc.bucket}/{loc.delta_key} cannot be read here: {exc}") from exc
+        except CodecError as exc:
+            raise IntegrityError(
+                f"s3://{loc.bucket}/{loc.delta_key} cannot be decoded against {against}: the delta is corrupt or "
+                "belongs to another reference. Re-upload the file."
+            ) from exc
 
     def _read_content_delta(
         self,
@@ -543,13 +547,8 @@ class DeltaStore:
             ) from exc
         if gzip_content.inflate(reference, scratch / "reference.content") is None:
             raise IntegrityError(f"{where}: its reference s3://{loc.bucket}/{ref_key} is not a gzip file any more.")
-        try:
-            self.codec.decode(scratch / "reference.content", delta, scratch / "content", self.window)
-        except CodecError as exc:
-            raise IntegrityError(
-                f"{where} cannot be decoded against the contents of s3://{loc.bucket}/{ref_key}: the delta is "
-                "corrupt or belongs to another reference. Re-upload the file."
-            ) from exc
+        against = f"the contents of s3://{loc.bucket}/{ref_key}"
+        self._decode(loc, scratch / "reference.content", delta, scratch / "content", against)
         gzip_content.rebuild(scratch / "content", recipe, out)  # ``out`` is get()'s temp file: renamed only if verified
         expected = meta_get(meta, "file-sha256")
         actual = sha256_file(out)

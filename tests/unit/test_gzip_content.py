@@ -159,3 +159,21 @@ def test_what_cannot_be_rebuilt_exactly_is_refused(tmp_path: Path) -> None:
         path = tmp_path / f"{name}.gz"
         path.write_bytes(data)
         assert gzip_content.inflate(path, tmp_path / "c") is None, name
+
+
+def test_inflating_a_highly_compressed_file_holds_no_more_than_a_few_chunks(tmp_path: Path) -> None:
+    """100 MB of zeros compress to ~100 KB: one read chunk must not become 100 MB in memory."""
+    import tracemalloc
+
+    path = tmp_path / "zeros.gz"
+    with gzip.open(path, "wb", 9) as gz:
+        for _ in range(100):
+            gz.write(bytes(1 << 20))
+    tracemalloc.start()
+    try:
+        found = gzip_content.inflate(path, tmp_path / "c")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert found is not None and (tmp_path / "c").stat().st_size == 100 << 20
+    assert peak < 8 * gzip_content.CHUNK, peak
