@@ -22,7 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -141,11 +141,6 @@ class Deployment:
         log = self._logs.pop(name, None)
         if log is not None:
             log.close()
-
-    def restart_component(self, name: str, timeout: float = 120.0) -> None:
-        self.stop_component(name)
-        self.start_component(name)
-        self.wait_healthy(timeout)
 
     def stop(self) -> None:
         for name in reversed(list(self.processes)):
@@ -281,6 +276,3 @@ class Deployment:
         parts = [f"----- {name} (last {lines} lines; full log in {self.home / 'logs'}) -----\n"
                  f"{self.log_tail(name, lines)}" for name in COMPONENTS]  # fmt: skip
         return "\n".join(parts)
-
-    def task_logs(self, dag_id: str) -> Iterator[Path]:
-        yield from sorted((self.home / "task-logs").glob(f"dag_id={dag_id}/**/*.log"))
