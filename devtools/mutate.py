@@ -66,6 +66,9 @@ def _env(copy: Path) -> dict[str, str]:
     # The copy's packages come first: the venv's editable install points at the original tree.
     env["PYTHONPATH"] = os.pathsep.join([str(copy / "core"), str(copy)])
     env.pop("AIRFLOW_HOME", None)
+    peer = ROOT / ".venv-peer" / "bin" / "python"  # the copy has no venvs: the peer stays the original's
+    if peer.exists():
+        env.setdefault("DG_PEER_PYTHON", str(peer))
     return env
 
 

@@ -627,4 +627,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/unit/test_xdelta3_fixtures.py",),
         "FGK block bookkeeping differs from xdelta3's: the tree diverges once its blocks do",
     ),
+    # ---------------------------------------------------------------- DeltaGlider's compressed-archive deltas (#18)
+    Mutation(
+        "external-source-not-decompressed",
+        "reads",
+        "core/deltaglider_core/external_compression.py",
+        "        target, source = parts[1], parts[3]",
+        '        target, source = parts[1], b""',
+        ("tests/integration/test_external_compression.py",),
+        "DeltaGlider's deltas of .tar.gz/.bz2/.xz decoded against the compressed reference: none reads back",
+    ),
 )

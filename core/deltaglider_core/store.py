@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, gzip_content
+from . import __version__, external_compression, gzip_content
 from .budget import budget_from, budget_window, full_window
 from .cache import ReferenceCache, make_cache
 from .codec import Codec, default_codec
@@ -501,6 +501,9 @@ class DeltaStore:
             encoding = meta_get(meta, "content-encoding")
             if encoding is not None:
                 return self._read_content_delta(loc, ref_key, encoding, meta, reference, delta, out, scratch)
+            external = external_compression.declared(delta)
+            if external is not None:
+                return self._read_external(loc, ref_key, external, meta, reference, delta, out, scratch)
             self._decode(loc, reference, delta, out, f"s3://{loc.bucket}/{ref_key}")
             actual = sha256_file(out)
             _check_hash(self.log, loc, loc.delta_key, expected, actual)
@@ -556,6 +559,39 @@ class DeltaStore:
             raise IntegrityError(
                 f"{where}: the rebuilt gzip file does not match its SHA-256 ({actual}, expected {expected}): "
                 f"{gzip_content.mismatch_message(recipe)}. Nothing was written."
+            )
+        _check_hash(self.log, loc, loc.delta_key, expected, actual)
+        verified = expected is not None
+        return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), out.stat().st_size, actual, verified)
+
+    def _read_external(
+        self,
+        loc: Location,
+        ref_key: str,
+        external: external_compression.ExternalCompression,
+        meta: Mapping[str, str],
+        reference: Path,
+        delta: Path,
+        out: Path,
+        scratch: Path,
+    ) -> GetResult:
+        """A delta stock xdelta3 took between decompressed contents (external_compression.py): decompress the
+        reference, apply, recompress with the program stock xdelta3 runs, check the SHA-256."""
+        where = f"s3://{loc.bucket}/{loc.delta_key}"
+        source, against = reference, f"s3://{loc.bucket}/{ref_key}"
+        if external.source is not None:
+            source, against = scratch / "reference.content", f"the decompressed s3://{loc.bucket}/{ref_key}"
+            external_compression.decompress(external.source, reference, source, where)
+        target = out if external.target is None else scratch / "content"
+        self._decode(loc, source, delta, target, against)
+        if external.target is not None:
+            external_compression.recompress(external.target, target, out, where)
+        expected = meta_get(meta, "file-sha256")
+        actual = sha256_file(out)
+        if expected is not None and actual != expected:
+            raise IntegrityError(
+                f"{where}: the rebuilt file does not match its SHA-256 ({actual}, expected {expected}): "
+                f"{external_compression.mismatch_message(external)}. Nothing was written."
             )
         _check_hash(self.log, loc, loc.delta_key, expected, actual)
         verified = expected is not None

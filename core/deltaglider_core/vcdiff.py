@@ -46,6 +46,7 @@ SECTION_BITS = (0x01, 0x02, 0x04)  # data, inst, addr
 SECTION_NAMES = ("data", "instructions", "addresses")
 COMPRESSORS = {1: "djw", 2: "lzma", 16: "fgk"}
 SECONDARY_MIN_INPUT = 10  # xdelta3 leaves shorter sections alone (its encoders never see them)
+MAX_APPHEADER = 1 << 16  # xdelta3 writes two file names and two letters
 MAX_SECTION = 1 << 28  # far above xdelta3's largest window (16 MiB); guards against corrupt sizes
 
 
@@ -180,6 +181,24 @@ def secondary_compressor(path: Path) -> str | None:
     if len(head) < 5 or head[:3] != MAGIC or not head[4] & VCD_SECONDARY:
         return None
     return COMPRESSORS.get(head[5], f"id {head[5]}") if len(head) > 5 else "unknown"
+
+
+def application_header(path: Path) -> bytes | None:
+    """The application header a VCDIFF file carries (RFC 3284 ``VCD_APPHEADER``), or None."""
+    with open(path, "rb") as raw:
+        r = _Reader(raw, str(path))
+        if raw.read(3) != MAGIC:
+            return None
+        r.byte()  # version
+        indicator = r.byte()
+        if not indicator & VCD_APPHEADER:
+            return None
+        if indicator & VCD_SECONDARY:
+            r.byte()
+        if indicator & VCD_CODETABLE:
+            r.exact(r.varint())
+        length = r.varint()
+        return r.exact(length) if length <= MAX_APPHEADER else None
 
 
 def strip_secondary(src: Path, dest: Path) -> str:
