@@ -367,9 +367,12 @@ MUTATIONS: tuple[Mutation, ...] = (
         "reads",
         STORE,
         "        if expected is not None and actual != expected:\n            raise IntegrityError(\n"
-        '                f"{where}: the rebuilt gzip file',
-        '        if False:\n            raise IntegrityError(\n                f"{where}: the rebuilt gzip file',
-        ("tests/unit/test_gzip_content.py",),
+        '                f"{where}: the rebuilt file does not match its SHA-256 ({actual}, expected {expected}): {why}'
+        '. "',
+        "        if False:\n            raise IntegrityError(\n"
+        '                f"{where}: the rebuilt file does not match its SHA-256 ({actual}, expected {expected}): {why}'
+        '. "',
+        ("tests/unit/test_gzip_content.py", "tests/unit/test_zip_content.py"),
         "a content-level delta rebuilt with the wrong deflate settings is not refused with the reason",
     ),
     Mutation(
@@ -636,5 +639,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         '        target, source = parts[1], b""',
         ("tests/integration/test_external_compression.py",),
         "DeltaGlider's deltas of .tar.gz/.bz2/.xz decoded against the compressed reference: none reads back",
+    ),
+    Mutation(
+        "zip-unchanged-member-decompressed",
+        "writes",
+        "core/deltaglider_core/zip_content.py",
+        "    if _key(info) in known.members or not _decompressible(info):",
+        "    if not _decompressible(info):",
+        ("tests/unit/test_zip_content.py",),
+        "every member of a zip is deflated again to verify it and on every read, unchanged ones too",
     ),
 )

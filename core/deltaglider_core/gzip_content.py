@@ -22,10 +22,13 @@ description (RFC 1951/1952) and zlib's documented ``compressobj`` parameters all
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import shutil
 import struct
+import subprocess
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +38,9 @@ PROBE = 256 << 10  # content bytes a candidate must reproduce before it is verif
 MAX_HEADER = 512  # longer gzip headers (huge names or extra fields) are not recorded in metadata
 LEVELS = (9, 6, 1, 2, 3, 4, 5, 7, 8)  # the common ones first: Python's gzip writes 9, GNU gzip 6
 MEM_LEVELS = (8, 9)
-STRATEGIES = (zlib.Z_DEFAULT_STRATEGY,)
+GNU = 0  # memLevel marker of a setting that is the GNU gzip program's deflate (its own, not zlib's)
+GNU_LEVELS = (6, 9)  # gzip's default and --best
+GZIP_HEADER = 10  # what ``gzip -c -n`` writes before the deflate stream (no name, no mtime)
 ENCODING = "gzip"
 
 _FTEXT, _FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 1, 2, 4, 8, 16
@@ -143,7 +148,7 @@ def inflate(path: Path, out: Path) -> tuple[int, int] | None:
     return start, used
 
 
-def _compressor(level: int, mem_level: int, strategy: int) -> zlib._Compress:
+def _compressor(level: int, mem_level: int, strategy: int = zlib.Z_DEFAULT_STRATEGY) -> zlib._Compress:
     return zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, mem_level, strategy)
 
 
@@ -152,65 +157,149 @@ def find_recipe(original: Path, content: Path, header: int, stream: int) -> Reci
     whole stream; None when no candidate does."""
     with open(original, "rb") as f:
         head = f.read(header)
-        expected_prefix = f.read(min(stream, PROBE * 2))
     if len(head) > MAX_HEADER:
         return None
+    found = find_deflate(original, header, stream, content)
+    if found is None:
+        return None
+    version = (gnu_gzip() or "gzip") if found[1] == GNU else zlib.ZLIB_RUNTIME_VERSION
+    return Recipe(head, found[0], found[1], zlib.Z_DEFAULT_STRATEGY, version)
+
+
+Setting = tuple[int, int]  # (level, memLevel); memLevel GNU: the ``gzip`` program at that level
+
+
+def find_deflate(
+    original: Path, offset: int, stream: int, content: Path, first: Sequence[Setting] = ()
+) -> Setting | None:
+    """The setting whose raw deflate of ``content`` is exactly the ``stream`` bytes of ``original`` at
+    ``offset``: zlib candidates ruled out on a prefix, the survivor verified over the whole stream; then GNU
+    gzip (levels 6 and 9) when the program is installed. ``first`` are tried before the others (the settings
+    that matched earlier members of the same archive)."""
+    with open(original, "rb") as f:
+        f.seek(offset)
+        expected_prefix = f.read(min(stream, PROBE * 2))
     with open(content, "rb") as f:
         probe = f.read(PROBE)
-    candidates = [(lv, mem, st) for lv in LEVELS for mem in MEM_LEVELS for st in STRATEGIES]
-    survivors = []
-    for level, mem, strategy in candidates:
-        produced = _compressor(level, mem, strategy).compress(probe)
-        if expected_prefix.startswith(produced):
-            survivors.append((level, mem, strategy))
-    for level, mem, strategy in survivors:
-        if _reproduces(original, content, header, stream, level, mem, strategy):
-            return Recipe(head, level, mem, strategy, zlib.ZLIB_RUNTIME_VERSION)
+    zlib_candidates = [(lv, mem) for lv in LEVELS for mem in MEM_LEVELS]
+    gnu_candidates = [(lv, GNU) for lv in GNU_LEVELS] if gnu_gzip() else []
+    ordered = [c for c in first if c in zlib_candidates or c in gnu_candidates]
+    ordered += [c for c in zlib_candidates + gnu_candidates if c not in ordered]
+    whole = len(probe) < PROBE  # the probe is the whole content: a zlib match on it is the verification
+    for setting in ordered:
+        if setting[1] == GNU:
+            if _reproduces(original, content, offset, stream, setting):
+                return setting
+            continue
+        compressor = _compressor(*setting)
+        produced = compressor.compress(probe)
+        if whole:
+            if produced + compressor.flush() == expected_prefix and len(expected_prefix) == stream:
+                return setting
+        elif expected_prefix.startswith(produced) and _reproduces(original, content, offset, stream, setting):
+            return setting
     return None
 
 
-def _reproduces(original: Path, content: Path, header: int, stream: int, level: int, mem: int, strategy: int) -> bool:
-    """Whether deflating ``content`` gives exactly the ``stream`` bytes after the header (compared as produced)."""
-    compressor = _compressor(level, mem, strategy)
+def _reproduces(original: Path, content: Path, offset: int, stream: int, setting: Setting) -> bool:
+    """Whether deflating ``content`` gives exactly the ``stream`` bytes at ``offset`` (compared as produced)."""
     with open(original, "rb") as f:
-        f.seek(header)
+        f.seek(offset)
         remaining = stream
+        chunks = deflate_chunks(content, setting)
+        try:
+            for data in chunks:
+                if len(data) > remaining or f.read(len(data)) != data:
+                    return False
+                remaining -= len(data)
+        finally:
+            chunks.close()
+        return remaining == 0
 
-        def matches(data: bytes) -> bool:
-            nonlocal remaining
-            if len(data) > remaining:
-                return False
-            remaining -= len(data)
-            return f.read(len(data)) == data
 
-        for chunk in _chunks(content):
-            if not matches(compressor.compress(chunk)):
-                return False
-        return matches(compressor.flush()) and remaining == 0
+def deflate_chunks(content: Path, setting: Setting) -> Generator[bytes, None, None]:
+    """The raw deflate stream of ``content`` with ``setting``, in pieces (zlib, or the GNU gzip program)."""
+    if setting[1] == GNU:
+        yield from _gnu_deflate(content, setting[0])
+        return
+    compressor = _compressor(*setting)
+    for chunk in _chunks(content):
+        yield compressor.compress(chunk)
+    yield compressor.flush()
+
+
+@functools.lru_cache(maxsize=1)
+def gnu_gzip() -> str | None:
+    """``gzip`` program's version line (e.g. ``gzip 1.12``) when it is GNU gzip on PATH, else None."""
+    binary = shutil.which("gzip")
+    if binary is None:
+        return None
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first_line = out.splitlines()[0].strip() if out else ""
+    return first_line if first_line.startswith("gzip ") else None
+
+
+def _gnu_deflate(content: Path, level: int) -> Iterator[bytes]:
+    """GNU gzip's deflate stream: ``gzip -c -n -<level>`` without its 10-byte header and 8-byte trailer."""
+    binary = shutil.which("gzip")
+    if binary is None:
+        raise RebuildError("the GNU gzip program is needed and is not on PATH (Debian/Ubuntu: apt-get install gzip)")
+    with open(content, "rb") as stdin:
+        proc = subprocess.Popen([binary, "-c", "-n", f"-{level}"], stdin=stdin, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        head = b""
+        while len(head) < GZIP_HEADER:
+            piece = proc.stdout.read(GZIP_HEADER - len(head))
+            if not piece:
+                break
+            head += piece
+        held = b""
+        while piece := proc.stdout.read(CHUNK):
+            held += piece
+            if len(held) > TRAILER:
+                yield held[:-TRAILER]
+                held = held[-TRAILER:]
+        if proc.wait() != 0 or len(head) < GZIP_HEADER or len(held) != TRAILER:
+            raise RebuildError(f"'gzip -c -{level}' failed (exit {proc.returncode})")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.wait()
 
 
 def rebuild(content: Path, recipe: Recipe, out: Path) -> int:
     """Write the gzip file: the recorded header, ``content`` deflated with the recorded parameters, the
     CRC-32/size trailer. Returns the bytes written. The caller checks the SHA-256."""
-    compressor = _compressor(recipe.level, recipe.mem_level, recipe.strategy)
-    crc, size, written = 0, 0, 0
+    crc, size = 0, 0
+    for chunk in _chunks(content):
+        crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+    written = 0
     with open(out, "wb") as sink:
         sink.write(recipe.header)
         written += len(recipe.header)
-        for chunk in _chunks(content):
-            crc, size = zlib.crc32(chunk, crc), size + len(chunk)
-            data = compressor.compress(chunk)
+        for data in deflate_chunks(content, (recipe.level, recipe.mem_level)):
             sink.write(data)
             written += len(data)
-        data = compressor.flush() + struct.pack("<II", crc, size & 0xFFFFFFFF)
-        sink.write(data)
-        written += len(data)
+        trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
+        sink.write(trailer)
+        written += len(trailer)
     return written
 
 
 def mismatch_message(recipe: Recipe) -> str:
     """What a reader needs when its rebuild differs from the original."""
     here = zlib.ZLIB_RUNTIME_VERSION
+    if recipe.mem_level == GNU:
+        return (
+            f"it was written with {recipe.zlib_version} (the GNU gzip program) at level {recipe.level}, and "
+            f"{gnu_gzip() or 'no GNU gzip program'} here did not reproduce it: read it where {recipe.zlib_version} "
+            "is installed"
+        )
     if here != recipe.zlib_version:
         return (
             f"it was written with zlib {recipe.zlib_version} deflate (level {recipe.level}, memLevel "

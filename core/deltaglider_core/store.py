@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, external_compression, gzip_content
+from . import __version__, content_delta, external_compression
 from .budget import budget_from, budget_window, full_window
 from .cache import ReferenceCache, make_cache
 from .codec import Codec, default_codec
@@ -60,7 +60,7 @@ from .scratch import private_dir
 from .vcdiff import UnsupportedSecondary, write_identity
 
 TOOL = f"deltaglider/airflow-provider-{__version__}"
-GZIP_NAMES = (".gz", ".tgz")  # names whose content-level delta is tried (gzip_content.py)
+CONTENT_FIELDS = ("content-encoding", "gzip-rebuild", "zip-rebuild")  # dg-* fields of content deltas
 # What stock xdelta3 (DeltaGlider 6) decompresses itself before encoding/decoding: stored directly when
 # deltaglider_compatible, since its decoder cannot apply a delta of the compressed bytes (docs/format.md).
 EXTERNALLY_COMPRESSED = (".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz")
@@ -235,7 +235,7 @@ class DeltaStore:
             base = self._require_base(loc)  # the cached reference was deleted: look again
             self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
         self._require_space(base.size + digest.size, f"encoding s3://{loc.bucket}/{loc.key}")
-        cmd, recipe = self._encode_best(reference, source, delta, base, scratch, limit)
+        cmd, content = self._encode_best(reference, source, delta, base, scratch, limit)
         delta_size = delta.stat().st_size
         if delta_is_poor(delta_size, digest.size, limit):
             return self._put_poor(source, loc, digest, base, delta_size, limit, scratch, seen)
@@ -246,8 +246,8 @@ class DeltaStore:
                 return self._put_zero_diff(source, loc, digest, fresh, scratch, seen, rebased=True)
             base = self._require_base(loc)
             self.refs.materialise(loc.bucket, base.key, base.sha256, reference)
-            cmd, recipe = self._encode_best(reference, source, delta, base, scratch, limit)
-        result = self._store_delta(source, loc, digest, base, reference, delta, cmd, None, seen, recipe)
+            cmd, content = self._encode_best(reference, source, delta, base, scratch, limit)
+        result = self._store_delta(source, loc, digest, base, reference, delta, cmd, None, seen, content)
         self.refs.record(loc.bucket, base.key, result.stored_size)
         if full_window(base.size) > self.window:  # encoded with less than the whole reference: say so
             result = replace(result, source_window=self.window)
@@ -286,43 +286,21 @@ class DeltaStore:
 
     def _encode_best(
         self, reference: Path, source: Path, delta: Path, base: Base, scratch: Path, limit: float
-    ) -> tuple[str, gzip_content.Recipe | None]:
-        """For a gzip file (unless DeltaGlider-compatible) the delta of the decompressed contents when the
-        original rebuilds exactly (gzip_content.py) and the delta is good; otherwise, or when the byte-level
-        delta is smaller, the byte-level delta."""
-        content = self._content_delta(reference, source, base, scratch)
-        if content is None:
-            return self._encode(reference, source, delta, base), None
-        content_cmd, recipe, content_delta = content
-        if delta_is_poor(content_delta.stat().st_size, source.stat().st_size, limit):
-            cmd = self._encode(reference, source, delta, base)
-            if delta.stat().st_size <= content_delta.stat().st_size:
-                return cmd, None
-        content_delta.replace(delta)
-        return content_cmd, recipe
-
-    def _content_delta(
-        self, reference: Path, source: Path, base: Base, scratch: Path
-    ) -> tuple[str, gzip_content.Recipe, Path] | None:
-        """(command, recipe, delta file) of the decompressed contents, or None where that does not apply."""
-        if self.deltaglider_compatible or not source.name.lower().endswith(GZIP_NAMES):
-            return None
-        if gzip_content.header_length(reference) is None:
-            return None  # the reference is not gzip: no contents to compare with
-        found = gzip_content.inflate(source, scratch / "content")
-        if found is None:
-            return None
-        # The search (a full deflate to verify) runs while the reference is inflated and the contents encoded.
-        search = self._side.submit(gzip_content.find_recipe, source, scratch / "content", *found)
-        content_delta = scratch / "content.delta"
-        cmd = None
-        if gzip_content.inflate(reference, scratch / "reference.content") is not None:
-            cmd = self._encode(scratch / "reference.content", scratch / "content", content_delta, base)
-        recipe = search.result()
-        if recipe is None:
-            self.log.info("%s: no zlib deflate setting reproduces its gzip stream: byte-level delta", source.name)
-            return None
-        return (cmd, recipe, content_delta) if cmd is not None else None
+    ) -> tuple[str, dict[str, str] | None]:
+        """The byte-level delta, or, for a gzip file or a zip container (unless DeltaGlider-compatible), the
+        delta of the decompressed contents when it is clearly smaller and the original rebuilds exactly
+        (content_delta.py). Returns the command and the content encoding's metadata (None: byte-level)."""
+        cmd = self._encode(reference, source, delta, base)
+        size = delta.stat().st_size
+        if self.deltaglider_compatible or not content_delta.worth_trying(size, source.stat().st_size):
+            return cmd, None
+        content = content_delta.encode(
+            reference, source, scratch, lambda r, t, d: self._encode(r, t, d, base), self._side, self.log
+        )
+        if content is None or not content_delta.better(content, size):
+            return cmd, None
+        content.delta.replace(delta)
+        return content.command, content.metadata
 
     def _encode(self, reference: Path, source: Path, delta: Path, base: Base) -> str:
         """Encode within the memory budget: the reference's whole size as source window, or what fits."""
@@ -382,7 +360,7 @@ class DeltaStore:
         cmd: str,
         note: str | None,
         seen: _Seen,
-        recipe: gzip_content.Recipe | None = None,
+        content: Mapping[str, str] | None = None,
     ) -> PutResult:
         """Write the delta object, remove the whole copy of the key seen before, make sure the reference exists."""
         delta_size = delta.stat().st_size
@@ -398,9 +376,8 @@ class DeltaStore:
             delta_cmd=f"{cmd} -s {base.key.rpartition('/')[2]} {loc.name} {loc.name}.delta",
             note=note,
         )
-        if recipe is not None:  # a delta of the decompressed contents: what rebuilds the exact file
-            meta[meta_key("content-encoding")] = gzip_content.ENCODING
-            meta[meta_key("gzip-rebuild")] = recipe.to_meta()
+        for name, value in (content or {}).items():  # a delta of decompressed contents: how to rebuild the file
+            meta[meta_key(name)] = value
         whole = seen.whole.result() if seen.whole is not None else Seen(loc.key, None)
         self.s3.upload(delta, loc.bucket, loc.delta_key, meta)
         # Both after the write, side by side: drop the whole copy of the same logical key seen before it
@@ -498,9 +475,8 @@ class DeltaStore:
             size_text = meta_get(meta, "file-size") or "0"
             self._require_space(int(size_text) if size_text.isdigit() else 0, f"reading s3://{loc.bucket}/{loc.key}")
             self.refs.materialise(loc.bucket, ref_key, meta_get(meta, "ref-sha256"), reference)
-            encoding = meta_get(meta, "content-encoding")
-            if encoding is not None:
-                return self._read_content_delta(loc, ref_key, encoding, meta, reference, delta, out, scratch)
+            if meta_get(meta, "content-encoding") is not None:
+                return self._read_content_delta(loc, ref_key, meta, reference, delta, out, scratch)
             external = external_compression.declared(delta)
             if external is not None:
                 return self._read_external(loc, ref_key, external, meta, reference, delta, out, scratch)
@@ -523,42 +499,23 @@ class DeltaStore:
             ) from exc
 
     def _read_content_delta(
-        self,
-        loc: Location,
-        ref_key: str,
-        encoding: str,
-        meta: Mapping[str, str],
-        reference: Path,
-        delta: Path,
-        out: Path,
+        self, loc: Location, ref_key: str, meta: Mapping[str, str], reference: Path, delta: Path, out: Path,
         scratch: Path,
-    ) -> GetResult:
-        """A delta of decompressed contents (gzip_content.py): inflate the reference, apply, rebuild the exact
-        file with the recorded deflate parameters, check the SHA-256."""
+    ) -> GetResult:  # fmt: skip
+        """A delta of decompressed contents (content_delta.py): rebuilt into ``out`` (get()'s temp file, renamed
+        into place only once verified), then the SHA-256 checked."""
         where = f"s3://{loc.bucket}/{loc.delta_key}"
-        rebuild = meta_get(meta, "gzip-rebuild")
-        if encoding != gzip_content.ENCODING or rebuild is None:
-            raise CodecError(
-                f"{where} is a content-level delta of kind {encoding!r}, which this version cannot rebuild: "
-                "upgrade airflow-provider-deltaglider."
-            )
-        try:
-            recipe = gzip_content.Recipe.from_meta(rebuild)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(
-                f"{where}: its dg-gzip-rebuild metadata is damaged ({exc}); nothing was written."
-            ) from exc
-        if gzip_content.inflate(reference, scratch / "reference.content") is None:
-            raise IntegrityError(f"{where}: its reference s3://{loc.bucket}/{ref_key} is not a gzip file any more.")
-        against = f"the contents of s3://{loc.bucket}/{ref_key}"
-        self._decode(loc, scratch / "reference.content", delta, scratch / "content", against)
-        gzip_content.rebuild(scratch / "content", recipe, out)  # ``out`` is get()'s temp file: renamed only if verified
+        fields = {n: v for n in CONTENT_FIELDS if (v := meta_get(meta, n)) is not None}
+        why = content_delta.rebuild(
+            where, f"s3://{loc.bucket}/{ref_key}", fields, reference, delta, out, scratch,
+            lambda src, d, o, against: self._decode(loc, src, d, o, against),
+        )  # fmt: skip
         expected = meta_get(meta, "file-sha256")
         actual = sha256_file(out)
         if expected is not None and actual != expected:
             raise IntegrityError(
-                f"{where}: the rebuilt gzip file does not match its SHA-256 ({actual}, expected {expected}): "
-                f"{gzip_content.mismatch_message(recipe)}. Nothing was written."
+                f"{where}: the rebuilt file does not match its SHA-256 ({actual}, expected {expected}): {why}. "
+                "Nothing was written."
             )
         _check_hash(self.log, loc, loc.delta_key, expected, actual)
         verified = expected is not None

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import io
 import random
-import shutil
 import struct
 import subprocess
 import tarfile
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 from deltaglider_core import DeltaStore, gzip_content
-from deltaglider_core.errors import IntegrityError
+from deltaglider_core.errors import CodecError, IntegrityError
 
 
 def _tar(version: int, members: int = 30, size: int = 40_000) -> bytes:
@@ -82,24 +81,60 @@ def test_the_byte_level_delta_would_have_been_poor(moto_s3: Any, tmp_path: Path)
         assert Path(compatible.get(moto_s3.bucket, f"compat/{f.name}", out).path).read_bytes() == f.read_bytes()
 
 
-@pytest.mark.skipif(shutil.which("gzip") is None, reason="needs the gzip program (GNU gzip) to make the series")
-def test_gnu_gzip_files_keep_the_byte_level_path_and_read_back_exactly(moto_s3: Any, tmp_path: Path) -> None:
-    store = DeltaStore(moto_s3.client)
+def _gnu_series(tmp_path: Path, count: int) -> list[Path]:
+    if gzip_content.gnu_gzip() is None:
+        pytest.skip("needs the GNU gzip program, whose deflate (not zlib's) made these files")
     files = []
-    for v in range(3):
+    for v in range(count):
         raw = tmp_path / f"tar-{v}" / f"tool-1.0.{v}.tar"
         raw.parent.mkdir()
         raw.write_bytes(_tar(v))
-        subprocess.run(["gzip", "-n", str(raw)], check=True)
+        subprocess.run(["gzip", "-n", str(raw)], check=True)  # as ``tar czf`` does: GNU gzip at level 6
         files.append(raw.with_name(raw.name + ".gz"))
-    for f in files:
-        store.put(f, moto_s3.bucket, f"gnu/{f.name}")
-    for obj in moto_s3.client.list_objects_v2(Bucket=moto_s3.bucket, Prefix="gnu/")["Contents"]:
-        meta = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=obj["Key"])["Metadata"]
-        assert "dg-content-encoding" not in meta  # zlib does not reproduce GNU gzip's stream: not used
+    return files
+
+
+def test_gnu_gzip_files_are_content_deltas_rebuilt_by_the_gzip_program(moto_s3: Any, tmp_path: Path) -> None:
+    files = _gnu_series(tmp_path, 3)
+    store = DeltaStore(moto_s3.client)
+    results = [store.put(f, moto_s3.bucket, f"gnu/{f.name}") for f in files]
+    for f, r in zip(files[1:], results[1:], strict=True):
+        meta = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=r.stored_key)["Metadata"]
+        recipe = gzip_content.Recipe.from_meta(meta["dg-gzip-rebuild"])
+        assert (recipe.level, recipe.mem_level) == (6, gzip_content.GNU)
+        assert recipe.zlib_version == gzip_content.gnu_gzip()  # the program's version, named if a read differs
+        assert r.stored_size < 0.08 * f.stat().st_size
     for f in files:
         got = store.get(moto_s3.bucket, f"gnu/{f.name}", tmp_path / f"o-{f.name}")
         assert Path(got.path).read_bytes() == f.read_bytes()
+
+
+def test_without_the_gzip_program_a_gnu_content_delta_names_it_and_writes_nothing(
+    moto_s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _gnu_series(tmp_path, 2)
+    store = DeltaStore(moto_s3.client)
+    for f in files:
+        store.put(f, moto_s3.bucket, f"gnu/{f.name}")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    gzip_content.gnu_gzip.cache_clear()
+    try:
+        dest = tmp_path / "dest.tar.gz"
+        with pytest.raises(
+            CodecError, match=r"gnu/tool-1.0.1.tar.gz.delta cannot be rebuilt here.*apt-get install gzip"
+        ):
+            store.get(moto_s3.bucket, f"gnu/{files[1].name}", dest)
+        assert not dest.exists() and list(tmp_path.glob("*dest*")) == []
+        # Written without the program, the same file takes the byte-level path and reads back anywhere.
+        store.put(files[0], moto_s3.bucket, f"nogzip/{files[0].name}")
+        put = store.put(files[1], moto_s3.bucket, f"nogzip/{files[1].name}")
+        meta = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=put.stored_key)["Metadata"]
+        assert "dg-content-encoding" not in meta
+        got = store.get(moto_s3.bucket, f"nogzip/{files[1].name}", tmp_path / "o.tar.gz")
+        assert Path(got.path).read_bytes() == files[1].read_bytes()
+    finally:
+        monkeypatch.undo()
+        gzip_content.gnu_gzip.cache_clear()
 
 
 def test_a_tampered_rebuild_parameter_is_an_integrity_error_and_writes_nothing(moto_s3: Any, tmp_path: Path) -> None:
@@ -115,7 +150,7 @@ def test_a_tampered_rebuild_parameter_is_an_integrity_error_and_writes_nothing(m
     moto_s3.client.copy_object(Bucket=moto_s3.bucket, Key=key, CopySource={"Bucket": moto_s3.bucket, "Key": key},
                                Metadata=meta, MetadataDirective="REPLACE")  # fmt: skip
     dest = tmp_path / "dest.tar.gz"
-    with pytest.raises(IntegrityError, match=r"rebuilt gzip file does not match its SHA-256.*level 1"):
+    with pytest.raises(IntegrityError, match=r"rebuilt file does not match its SHA-256.*level 1"):
         DeltaStore(moto_s3.client).get(moto_s3.bucket, f"t/{files[1].name}", dest)
     assert not dest.exists() and list(tmp_path.glob("*dest*")) == []  # no partial file beside it either
 

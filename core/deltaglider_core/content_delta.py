@@ -1,0 +1,146 @@
+"""Deltas of decompressed contents, for the store: when to try them, which to keep, and how to read them back.
+
+Two encodings exist (docs/format.md): ``gzip`` (:mod:`.gzip_content`, a ``.gz``/``.tgz`` file) and ``zip``
+(:mod:`.zip_content`, any zip container). At write time the byte-level delta is made first; when it is
+already small (``WORTH_TRYING`` of the file or less) nothing else is tried. Otherwise the content-level delta
+is made too and kept only when it is clearly smaller (``KEEP_BELOW`` of the byte-level one): it costs a
+rebuild on every read (a deflate of the contents), which a marginal saving does not repay. Anything that
+goes wrong on the way (a member table that cannot be followed, no deflate setting that reproduces the
+file, the temp disk filling up) leaves the byte-level delta in place.
+
+Reading inflates (or normalises) the reference, applies the delta, rebuilds the exact file, and leaves the
+SHA-256 check to the store, which names what rebuilt the file when the check fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import gzip_content, zip_content
+from .errors import CodecError, IntegrityError
+
+GZIP_NAMES = (".gz", ".tgz")  # names whose gzip content-level delta is tried
+WORTH_TRYING = 0.01  # a byte-level delta at most this share of the file: content deltas are not tried
+KEEP_BELOW = 0.9  # a content delta is kept only below this share of the byte-level delta
+
+Encode = Callable[[Path, Path, Path], str]  # (source, target, delta) -> the command used
+Decode = Callable[[Path, Path, Path, str], None]  # (source, delta, out, what the source is) -> None
+
+
+@dataclass(frozen=True)
+class ContentDelta:
+    command: str
+    metadata: dict[str, str]  # the dg-* fields (without the prefix) that say how to rebuild the file
+    delta: Path
+
+
+def encode(
+    reference: Path, source: Path, scratch: Path, encode_with: Encode, side: Executor, log: logging.Logger
+) -> ContentDelta | None:
+    """The delta of the decompressed contents of ``source`` against ``reference``'s, or None where that does
+    not apply or the original would not rebuild exactly."""
+    try:
+        if source.name.lower().endswith(GZIP_NAMES):
+            return _gzip(reference, source, scratch, encode_with, side, log)
+        if zip_content.is_zip(source) and zip_content.is_zip(reference):
+            return _zip(reference, source, scratch, encode_with, side, log)
+    except OSError as exc:  # e.g. the temp disk filled with decompressed contents: bytes as they are
+        log.warning("%s: no content-level delta (%s): byte-level delta", source.name, exc)
+    return None
+
+
+def worth_trying(byte_delta: int, size: int) -> bool:
+    return byte_delta > WORTH_TRYING * size
+
+
+def better(content: ContentDelta, byte_delta: int) -> bool:
+    return content.delta.stat().st_size < KEEP_BELOW * byte_delta
+
+
+def _gzip(
+    reference: Path, source: Path, scratch: Path, encode_with: Encode, side: Executor, log: logging.Logger
+) -> ContentDelta | None:
+    if gzip_content.header_length(reference) is None:
+        return None  # the reference is not gzip: no contents to compare with
+    found = gzip_content.inflate(source, scratch / "content")
+    if found is None:
+        return None
+    # The search (a full deflate to verify) runs while the reference is inflated and the contents encoded.
+    search = side.submit(gzip_content.find_recipe, source, scratch / "content", *found)
+    delta = scratch / "content.delta"
+    command = None
+    if gzip_content.inflate(reference, scratch / "reference.content") is not None:
+        command = encode_with(scratch / "reference.content", scratch / "content", delta)
+    recipe = search.result()
+    if recipe is None:
+        log.info("%s: no deflate setting reproduces its gzip stream: byte-level delta", source.name)
+        return None
+    if command is None:
+        return None
+    return ContentDelta(command, {"content-encoding": gzip_content.ENCODING, "gzip-rebuild": recipe.to_meta()}, delta)
+
+
+def _zip(
+    reference: Path, source: Path, scratch: Path, encode_with: Encode, side: Executor, log: logging.Logger
+) -> ContentDelta | None:
+    (scratch / "zip-target").mkdir()
+    (scratch / "zip-reference").mkdir()
+    # The target's normalisation (changed members deflated again to verify them) runs beside the reference's.
+    target = side.submit(zip_content.normalise_target, source, scratch / "content", scratch / "zip-target", reference)
+    referenced = zip_content.normalise_reference(reference, scratch / "reference.content", scratch / "zip-reference")
+    if not (target.result() and referenced):
+        log.info("%s: its zip member table cannot be followed: byte-level delta", source.name)
+        return None
+    delta = scratch / "content.delta"
+    command = encode_with(scratch / "reference.content", scratch / "content", delta)
+    return ContentDelta(command, {"content-encoding": zip_content.ENCODING, "zip-rebuild": zip_content.META}, delta)
+
+
+def rebuild(
+    where: str,
+    reference_name: str,
+    meta: Mapping[str, str],
+    reference: Path,
+    delta: Path,
+    out: Path,
+    scratch: Path,
+    decode: Decode,
+) -> str:
+    """Write the original file of a content-level delta to ``out``; return why a SHA-256 mismatch could
+    happen (what rebuilt it), for the store's message. ``meta``: the object's dg-* fields without the prefix."""
+    encoding = meta.get("content-encoding")
+    against = f"the contents of {reference_name}"
+    if encoding == zip_content.ENCODING and meta.get("zip-rebuild") == zip_content.META:
+        (scratch / "zip").mkdir()
+        if not zip_content.normalise_reference(reference, scratch / "reference.content", scratch / "zip"):
+            raise IntegrityError(f"{where}: its reference {reference_name} is not a readable zip now.")
+        decode(scratch / "reference.content", delta, scratch / "content", against)
+        try:
+            made_by = zip_content.rebuild(scratch / "content", out, scratch / "zip")
+        except gzip_content.RebuildError as exc:  # a program the rebuild needs is missing
+            raise CodecError(f"{where} cannot be rebuilt here: {exc}. Nothing was written.") from exc
+        except zip_content.RebuildError as exc:
+            raise IntegrityError(f"{where}: the archive cannot be rebuilt ({exc}). Nothing was written.") from exc
+        return f"it was deflated with {made_by} and this reader's deflate output differs"
+    if encoding == gzip_content.ENCODING and meta.get("gzip-rebuild") is not None:
+        try:
+            recipe = gzip_content.Recipe.from_meta(meta.get("gzip-rebuild") or "")
+        except (ValueError, KeyError, TypeError) as exc:
+            message = f"{where}: its dg-gzip-rebuild metadata is damaged ({exc}). Nothing was written."
+            raise IntegrityError(message) from exc
+        if gzip_content.inflate(reference, scratch / "reference.content") is None:
+            raise IntegrityError(f"{where}: its reference {reference_name} is not a gzip file any more.")
+        decode(scratch / "reference.content", delta, scratch / "content", against)
+        try:
+            gzip_content.rebuild(scratch / "content", recipe, out)
+        except gzip_content.RebuildError as exc:
+            raise CodecError(f"{where} cannot be rebuilt here: {exc}. Nothing was written.") from exc
+        return gzip_content.mismatch_message(recipe)
+    raise CodecError(
+        f"{where} is a content-level delta of kind {encoding!r} ({meta.get('zip-rebuild') or ''}), which this "
+        "version cannot rebuild: upgrade airflow-provider-deltaglider."
+    )
