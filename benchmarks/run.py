@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -22,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import corpora
+from benchmarks import compressed, corpora
 from devtools.peer import Peer
 from devtools.proc import run_measured
 from devtools.seaweed import SeaweedServer
@@ -289,6 +290,45 @@ def big_workload(bench: Bench, size: int, with_peer: bool) -> dict[str, Any]:
     }
 
 
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def compressed_workload(bench: Bench, series: corpora.Series, with_peer: bool) -> dict[str, Any]:
+    """Stored size and byte-exact read-backs of a compressed-archive series: ours (content-level deltas), ours
+    in DeltaGlider-compatible mode (byte-level), and DeltaGlider 6.2.0; upload and download MB/s of each."""
+    total = series.total_bytes
+    names = [f.name for f in series.files]
+    expected = {f.name: _sha256(f) for f in series.files}
+    out: dict[str, Any] = {"corpus": series.name, "files": len(names), "original_bytes": total}
+    for mode, env in (("ours", {}), ("compat", {"DG_DELTAGLIDER_COMPATIBLE": "1"})):
+        b = bench.bucket(mode)
+        up = bench.ours("upload", b, "s/", *map(str, series.files), **env)
+        down = bench.work / f"{mode}-{uuid.uuid4().hex[:6]}"
+        down.mkdir()
+        got = bench.ours("download", b, str(down), *[f"s/{n}" for n in names], **env)
+        out[f"{mode}_stored_ratio"] = bench.stored(b) / total
+        out[f"{mode}_exact"] = sum(_sha256(down / n) == expected[n] for n in names)
+        out[f"{mode}_upload_mb_s"] = total / MB / up["seconds"]
+        out[f"{mode}_download_mb_s"] = total / MB / got["seconds"]
+        out[f"{mode}_kinds"] = up["kinds"]
+        shutil.rmtree(down)
+    if with_peer:
+        pb = bench.bucket("peer")
+        up = bench.peer.upload(series.files, f"s3://{pb}/s/")
+        pdown = bench.work / f"pdown-{uuid.uuid4().hex[:6]}"
+        pdown.mkdir()
+        got = bench.peer.download_check([f"s3://{pb}/s/{n}" for n in names], pdown)
+        out["peer_stored_ratio"] = bench.stored(pb) / total
+        out["peer_exact"] = sum(r.get("sha256") == expected[r["url"].rpartition("/")[2]] for r in got["files"])
+        out["peer_errors"] = sorted({r["error"][:120] for r in got["files"] if "error" in r})
+        out["peer_upload_mb_s"] = total / MB / up["seconds"]
+        out["peer_download_mb_s"] = total / MB / got["seconds"]
+        shutil.rmtree(pdown)
+    return out
+
+
 def scaling_workload(bench: Bench, quick: bool) -> dict[str, Any]:
     """Seconds with 1, 2 and 4 workers for: migrating 60 archives of 12 products (one deltaspace each), and
     uploading 20 artifacts into 20 deltaspaces, each against a reference stored before (20 encodes)."""
@@ -353,6 +393,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 peak = max(row[s]["peak_rss_mb"] for s in ("put v1", "put v2", "get v2"))
                 check(f"peak RSS MB, {results['big']['artifact_mb']} MB artifact, 512 MB budget", peak, 512 + 128,
                       "<=")  # fmt: skip
+    for c in results.get("compressed", []):
+        check(f"exact read-backs, ours ({c['corpus']})", c["ours_exact"] / c["files"], 1.0, ">=")
+        if c["corpus"].startswith("wheels"):
+            check("wheels stored / original", c["ours_stored_ratio"], 0.20, "<=")
+        if "peer_stored_ratio" in c:
+            check(f"stored / DeltaGlider's ({c['corpus']})", c["ours_stored_ratio"] / c["peer_stored_ratio"], 1.0,
+                  "<=")  # fmt: skip
     if "scaling" in results:
         two = results["scaling"]["rows"][1]
         check("migrate speed-up, 1 -> 2 workers", two["migrate_speedup"], 1.7, ">=")
@@ -453,6 +500,27 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| xdelta3 alone, window over the whole reference | {big['artifact_mb']} | | "
                          f"{big['unbounded_peak_rss_mb']:.0f} / n/a / {big['unbounded_encode_s']:.1f} | | | "
                          f"{big['unbounded_delta_bytes'] / 1024:.0f} (delta) |")  # fmt: skip
+    if results.get("compressed"):
+        lines += ["", "Compressed archives (a package released repeatedly; stored / original, exact read-backs, MB/s "
+                  "up / down). Ours: content-level deltas; compatible: `deltaglider_compatible` (byte-level deltas, "
+                  "gzip files whole):", "",
+                  "| corpus | files | MB | ours stored | exact | up / down | compatible stored | up / down | "
+                  "DeltaGlider stored | exact | up / down |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for c in results["compressed"]:
+            peer = (f"{100 * c['peer_stored_ratio']:.1f}% | {c['peer_exact']}/{c['files']} | "
+                    f"{c['peer_upload_mb_s']:.1f} / {c['peer_download_mb_s']:.1f}") if "peer_stored_ratio" in c \
+                else "n/a | n/a | n/a"  # fmt: skip
+            ours = (f"{100 * c['ours_stored_ratio']:.1f}% | {c['ours_exact']}/{c['files']} | "
+                    f"{c['ours_upload_mb_s']:.1f} / {c['ours_download_mb_s']:.1f}")  # fmt: skip
+            compat = (f"{100 * c['compat_stored_ratio']:.1f}% | {c['compat_upload_mb_s']:.1f} / "
+                      f"{c['compat_download_mb_s']:.1f}")  # fmt: skip
+            lines.append(
+                f"| {c['corpus']} | {c['files']} | {c['original_bytes'] / MB:.1f} | {ours} | {compat} | {peer} |"
+            )
+        errors = sorted({e for c in results["compressed"] for e in c.get("peer_errors", [])})
+        if errors:
+            lines.append(f"\nDeltaGlider's read errors: {'; '.join(errors)}")
     if "scaling" in results:
         sc = results["scaling"]
         lines += ["", f"Scaling (migrate {sc['migrate_objects']} objects; upload {sc['upload_artifacts']} artifacts "
@@ -487,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peer", action="store_true", help="skip DeltaGlider 6.2.0")
     parser.add_argument("--rss-mb", type=int, default=None, help="artifact size for the RSS workload (512)")
     parser.add_argument("--big-mb", type=int, default=None, help="artifact size for the big workload (2048)")
-    parser.add_argument("--only", choices=["series", "migrate", "bucket", "rss", "big", "scaling"], action="append",
+    parser.add_argument("--only", choices=["series", "migrate", "bucket", "rss", "big", "scaling", "compressed"],
+                        action="append",
                         help="run only these workloads (repeatable); targets then cover what ran")  # fmt: skip
     args = parser.parse_args(argv)
     q = args.quick
@@ -503,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         series = [nightly, corpora.drifting(work, *sizes["drift"])] + [corpora.directory(d) for d in args.dir]
         results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": q, "reps": args.reps,
                                    "machine": machine()}  # fmt: skip
-        wanted = set(args.only or ["series", "migrate", "bucket", "rss", "big", "scaling"])
+        wanted = set(args.only or ["series", "migrate", "bucket", "rss", "big", "scaling", "compressed"])
         if "series" in wanted:
             results["series"] = [series_workload(bench, s, args.reps, with_peer) for s in series]
         if "migrate" in wanted:
@@ -516,9 +585,12 @@ def main(argv: list[str] | None = None) -> int:
             results["big"] = big_workload(bench, sizes["big"] * MB, with_peer)
         if "scaling" in wanted:
             results["scaling"] = scaling_workload(bench, q)
+        if "compressed" in wanted:
+            packed = compressed.series(work / "compressed", 3 if q else 9)
+            results["compressed"] = [compressed_workload(bench, s, with_peer) for s in packed]
     if args.only and args.out.exists():  # keep the sections this run did not measure
         previous = json.loads(args.out.read_text())
-        kept = ("series", "migrate", "bucket", "rss", "big", "scaling")
+        kept = ("series", "migrate", "bucket", "rss", "big", "scaling", "compressed")
         results = {**{k: v for k, v in previous.items() if k in kept}, **results}
     results["targets"] = targets(results)
     results["duration_s"] = round(time.time() - started, 1)

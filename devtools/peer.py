@@ -79,6 +79,10 @@ class Peer:
     def download_many(self, urls: list[str], dest_dir: Path) -> dict[str, Any]:
         return self.run("download-many", str(dest_dir), *urls)
 
+    def download_check(self, urls: list[str], dest_dir: Path) -> dict[str, Any]:
+        """Download each URL on its own; ``files``: per URL its ``sha256`` or the peer's ``error``."""
+        return self.run("download-check", str(dest_dir), *urls)
+
     def stats(self, bucket: str) -> dict[str, Any]:
         return self.run("stats", bucket)
 
@@ -114,6 +118,23 @@ def _main(argv: list[str]) -> int:  # runs inside the peer venv
             client.download(url, target)
             total += os.path.getsize(target)
         out["bytes"] = total
+    elif op == "download-check":  # each file on its own: a failed read is recorded, not fatal
+        import hashlib
+
+        total, files = 0, []
+        for url in rest[1:]:
+            target = os.path.join(rest[0], url.rpartition("/")[2])
+            try:
+                client.download(url, target)
+            except Exception as exc:  # noqa: BLE001 - the peer's own failure is the result
+                files.append({"url": url, "error": str(exc)[:300]})
+                if os.path.exists(target):
+                    os.remove(target)
+                continue
+            with open(target, "rb") as f:
+                files.append({"url": url, "sha256": hashlib.file_digest(f, "sha256").hexdigest()})
+            total += os.path.getsize(target)
+        out["bytes"], out["files"] = total, files
     elif op == "stats":
         stats = client.get_bucket_stats(rest[0], mode="detailed", use_cache=False)
         out["objects"] = stats.object_count
