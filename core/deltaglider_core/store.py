@@ -60,7 +60,7 @@ from .scratch import private_dir
 from .vcdiff import UnsupportedSecondary, write_identity
 
 TOOL = f"deltaglider/airflow-provider-{__version__}"
-CONTENT_FIELDS = ("content-encoding", "gzip-rebuild", "zip-rebuild")  # dg-* fields of content deltas
+CONTENT_FIELDS = ("content-encoding", "gzip-rebuild", "zip-rebuild", "delta-compression")  # of content deltas
 # What stock xdelta3 (DeltaGlider 6) decompresses itself before encoding/decoding: stored directly when
 # deltaglider_compatible, since its decoder cannot apply a delta of the compressed bytes (docs/format.md).
 EXTERNALLY_COMPRESSED = (".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz")
@@ -297,7 +297,10 @@ class DeltaStore:
         content = content_delta.encode(
             reference, source, scratch, lambda r, t, d: self._encode(r, t, d, base), self._side, self.log
         )
-        if content is None or not content_delta.better(content, size):
+        if content is None:
+            return cmd, None
+        content = content_delta.squeeze(content)
+        if not content_delta.better(content, size):
             return cmd, None
         content.delta.replace(delta)
         return content.command, content.metadata

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import lzma
 import random
 import shutil
 import subprocess
@@ -167,6 +168,9 @@ def test_a_tampered_deflate_setting_is_an_integrity_error_and_writes_nothing(mot
     assert zip_content.normalise_reference(files[0], work / "ref.n", work)
     delta_key = f"t/{files[1].name}.delta"
     moto_s3.client.download_file(moto_s3.bucket, delta_key, str(work / "d"))
+    meta = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=delta_key)["Metadata"]
+    assert meta.pop("dg-delta-compression") == "xz"  # the added text compresses: stored xz-compressed
+    (work / "d").write_bytes(lzma.decompress((work / "d").read_bytes()))
     store.codec.decode(work / "ref.n", work / "d", work / "target.n")
     stream = (work / "target.n").read_bytes()
     assert b'"d":[[' in stream
@@ -177,7 +181,6 @@ def test_a_tampered_deflate_setting_is_an_integrity_error_and_writes_nothing(mot
     tampered = stream[:level_at] + (b"1" if original_level != b"1" else b"2") + stream[level_at + 1 :]
     (work / "target.n").write_bytes(tampered)
     store.codec.encode(work / "ref.n", work / "target.n", work / "d2")
-    meta = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=delta_key)["Metadata"]
     moto_s3.client.upload_file(str(work / "d2"), moto_s3.bucket, delta_key, ExtraArgs={"Metadata": meta})
     dest = tmp_path / "dest.whl"
     with pytest.raises(IntegrityError, match=r"rebuilt file does not match its SHA-256.*deflated with zlib"):
@@ -239,3 +242,19 @@ def test_only_changed_members_are_decompressed_in_the_target(tmp_path: Path) -> 
     for target in ("against-old", "against-nothing"):
         zip_content.rebuild(tmp_path / target, tmp_path / "rebuilt", work)
         assert (tmp_path / "rebuilt").read_bytes() == new.read_bytes()
+
+
+def test_a_damaged_compressed_delta_is_an_integrity_error_and_writes_nothing(moto_s3: Any, tmp_path: Path) -> None:
+    files = [wheel(tmp_path / "in", v) for v in range(2)]
+    store = DeltaStore(moto_s3.client)
+    for f in files:
+        store.put(f, moto_s3.bucket, f"x/{f.name}")
+    key = f"x/{files[1].name}.delta"
+    head = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=key)
+    body = bytearray(moto_s3.client.get_object(Bucket=moto_s3.bucket, Key=key)["Body"].read())
+    body[len(body) // 2] ^= 0xFF
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=key, Body=bytes(body), Metadata=head["Metadata"])
+    dest = tmp_path / "dest.whl"
+    with pytest.raises(IntegrityError, match=r"xz-compressed delta is damaged"):
+        DeltaStore(moto_s3.client).get(moto_s3.bucket, f"x/{files[1].name}", dest)
+    assert not dest.exists() and list(tmp_path.glob("*dest*")) == []
