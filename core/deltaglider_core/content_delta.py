@@ -10,9 +10,9 @@ file, the temp disk filling up) leaves the byte-level delta in place.
 
 A content delta is VCDIFF without secondary compression (the codec's), so the text added between two
 versions is stored as it is; it is then compressed with xz (``dg-delta-compression: xz``) when that saves
-0.5% or more (deltas up to 32 MiB: xz compresses a few MB/s). Stock xdelta3 compresses its own deltas' sections with LZMA in a framing Python's ``lzma`` cannot
-write, and these deltas are ours alone anyway (DeltaGlider cannot rebuild content deltas), so the whole delta
-is compressed instead.
+0.5% or more (deltas up to 32 MiB: xz compresses a few MB/s). Stock xdelta3 compresses its own deltas'
+sections with LZMA in a framing Python's ``lzma`` cannot write, and these deltas are ours alone anyway
+(DeltaGlider cannot rebuild content deltas), so the whole delta is compressed instead.
 
 Reading inflates (or normalises) the reference, applies the delta, rebuilds the exact file, and leaves the
 SHA-256 check to the store, which names what rebuilt the file when the check fails.
