@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import lzma
+import shutil
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ GZIP_NAMES = (".gz", ".tgz")  # names whose gzip content-level delta is tried
 SQUEEZE_BELOW = 0.995  # an xz-compressed content delta is stored when it is at most this share of the plain one
 SQUEEZE_UP_TO = 32 << 20  # larger deltas are left plain: xz compresses a few MB/s
 CHUNK = 1 << 20
+MARGIN = 256 << 20  # temp disk left free beyond what a content-level delta is expected to use
 WORTH_TRYING = 0.01  # a byte-level delta at most this share of the file: content deltas are not tried
 KEEP_BELOW = 0.9  # a content delta is kept only below this share of the byte-level delta
 
@@ -55,12 +57,44 @@ def encode(
     not apply or the original would not rebuild exactly."""
     try:
         if source.name.lower().endswith(GZIP_NAMES):
+            if not _room(scratch, 2 * (_gzip_size(reference) + _gzip_size(source)), source, log):
+                return None
             return _gzip(reference, source, scratch, encode_with, side, log)
         if zip_content.is_zip(source) and zip_content.is_zip(reference):
+            if not _room(
+                scratch, zip_content.expanded_size(reference) + zip_content.expanded_size(source), source, log
+            ):
+                return None
             return _zip(reference, source, scratch, encode_with, side, log)
     except OSError as exc:  # e.g. the temp disk filled with decompressed contents: bytes as they are
         log.warning("%s: no content-level delta (%s): byte-level delta", source.name, exc)
     return None
+
+
+def _gzip_size(path: Path) -> int:
+    """The file plus its decompressed size as its trailer records it (modulo 4 GiB: at least 4 GiB more if
+    the file is 1 GiB or larger, as gzip compresses at most ~1000:1)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(max(size - 4, 0))
+        tail = f.read(4)
+    recorded = int.from_bytes(tail, "little") if len(tail) == 4 else 0
+    return size + recorded + (size // (1 << 30)) * (4 << 30)
+
+
+def _free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def _room(scratch: Path, needed: int, source: Path, log: logging.Logger) -> bool:
+    free = _free_bytes(scratch)
+    if free >= needed + MARGIN:
+        return True
+    log.info(
+        "%s: a content-level delta needs about %d MB of temp disk for the decompressed contents, %d MB are free: "
+        "byte-level delta", source.name, needed >> 20, free >> 20,
+    )  # fmt: skip
+    return False
 
 
 def squeeze(content: ContentDelta) -> ContentDelta:

@@ -90,6 +90,19 @@ def _remember(hints: list[Setting], setting: Setting) -> None:
 
 
 MemberKey = tuple[int, int, int, int]  # CRC-32, compressed size, size, method
+NESTED_GUESS = 8  # a gzip file inside a member is guessed to expand this much (its size is not in the table)
+
+
+def expanded_size(archive: Path) -> int:
+    """A generous guess of the normalised stream's size (the archive plus its members' contents), for the
+    temp-disk check before normalising; 0 when the member table cannot be read."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
+        return 0
+    contents = sum(i.file_size * (NESTED_GUESS if i.filename.endswith(".gz") else 1) for i in infos)
+    return archive.stat().st_size + contents
 
 
 def normalise_reference(archive: Path, out: Path, work: Path) -> bool:

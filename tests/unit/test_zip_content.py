@@ -258,3 +258,21 @@ def test_a_damaged_compressed_delta_is_an_integrity_error_and_writes_nothing(mot
     with pytest.raises(IntegrityError, match=r"xz-compressed delta is damaged"):
         DeltaStore(moto_s3.client).get(moto_s3.bucket, f"x/{files[1].name}", dest)
     assert not dest.exists() and list(tmp_path.glob("*dest*")) == []
+
+
+def test_too_little_temp_disk_for_the_contents_keeps_the_byte_level_delta(
+    moto_s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deltaglider_core import content_delta
+
+    files = [wheel(tmp_path / "in", v) for v in range(2)]
+    store = DeltaStore(moto_s3.client)
+    store.put(files[0], moto_s3.bucket, f"d/{files[0].name}")
+    needed = zip_content.expanded_size(files[0]) + zip_content.expanded_size(files[1])
+    # Room for the byte-level delta (checked by the store) but not for the decompressed contents.
+    monkeypatch.setattr(content_delta, "_free_bytes", lambda _: needed)
+    put = store.put(files[1], moto_s3.bucket, f"d/{files[1].name}")
+    meta = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=put.stored_key)["Metadata"]
+    assert put.kind == "delta" and "dg-content-encoding" not in meta
+    got = store.get(moto_s3.bucket, f"d/{files[1].name}", tmp_path / "o.whl")
+    assert Path(got.path).read_bytes() == files[1].read_bytes()
