@@ -1,14 +1,15 @@
 """Compressed-archive corpora for `make bench`: a package released several times, as sdists, wheels and
 ``tar czf`` tarballs, generated locally from real content (no download).
 
-The content is a share of the installed ``botocore`` package (Python sources, JSON and gzipped JSON service
-models), copied into a work tree. Each release edits it the way botocore's releases do: a few sources get a
-line, a few models change a little and are gzipped again (Python's ``gzip``, level 6, the release time in the
-header), and every other model is gzipped again with only the header's mtime changed. Each release is then
-packed three ways:
+The content is a share of the installed ``botocore`` package (Python sources and JSON service models, which
+the installed package holds gzipped and are decompressed into the work tree, as botocore's source tree has
+them). Each release edits it the way botocore's releases do: a few sources get a line, a few models change
+a little. Each release is then packed three ways:
 
-- ``sdists``: ``tarfile`` + Python's ``gzip`` (level 9), as setuptools writes sdists;
-- ``wheels``: ``zipfile``, deflated (zlib's default level), as the ``wheel`` tool writes them;
+- ``sdists``: ``tarfile`` + Python's ``gzip`` (level 9), as setuptools writes sdists (plain JSON inside);
+- ``wheels``: ``zipfile``, deflated (zlib's default level), as the ``wheel`` tool writes them, with every
+  model gzipped at build time (Python's ``gzip``, level 6, the build time in its header), as botocore's
+  wheels hold them, so every model's bytes change each release even where its JSON did not;
 - ``tar czf``: GNU tar piping to GNU gzip (level 6), skipped when either program is missing.
 """
 
@@ -43,6 +44,9 @@ def package_tree(root: Path, share: int = 4) -> Path:
     services = sorted(p for p in (source / "data").iterdir() if p.is_dir())
     for service in services[::share]:
         shutil.copytree(service, tree / "data" / service.name)
+    for packed in tree.rglob("*.json.gz"):
+        packed.with_suffix("").write_bytes(gzip.decompress(packed.read_bytes()))
+        packed.unlink()
     return tree
 
 
@@ -56,21 +60,12 @@ def release(tree: Path, version: int) -> None:
         at = rng.randrange(len(lines) + 1)
         lines.insert(at, f"# release {version}: {rng.randbytes(8).hex()}\n")
         path.write_text("".join(lines))
-    models = sorted(tree.rglob("*.json.gz"))
-    changed = set(rng.sample(models, min(4, len(models))))
-    for path in models:
-        data = path.read_bytes()
-        if path in changed:
-            text = gzip.decompress(data)
-            at = text.find(b'"documentation":"')
-            insert = f"Changed in release {version}. ".encode()
-            text = text[: at + 17] + insert + text[at + 17 :] if at >= 0 else text + insert
-            out = io.BytesIO()
-            with gzip.GzipFile(path.name[:-3], "wb", 6, out, mtime=mtime) as gz:
-                gz.write(text)
-            path.write_bytes(out.getvalue())
-        elif data[:3] == b"\x1f\x8b\x08":
-            path.write_bytes(data[:4] + mtime.to_bytes(4, "little") + data[8:])  # gzipped again: a new mtime
+    models = sorted(tree.glob("data/*/*/service-2.json"))
+    for path in rng.sample(models, min(4, len(models))):
+        text = path.read_bytes()
+        at = text.find(b'"documentation":"')
+        insert = f"Changed in release {version}. ".encode()
+        path.write_bytes(text[: at + 17] + insert + text[at + 17 :] if at >= 0 else text + insert)
     for path in tree.rglob("*"):
         os.utime(path, (mtime, mtime))
 
@@ -95,9 +90,17 @@ def sdist(tree: Path, out: Path, version: int) -> Path:
 
 def wheel(tree: Path, out: Path, version: int) -> Path:
     path = out / f"pkg-1.{version}-py3-none-any.whl"
+    mtime = RELEASE_EPOCH + version * DAY
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in _files(tree):
-            zf.write(f, f"pkg/{f.relative_to(tree)}")
+            name = f"pkg/{f.relative_to(tree)}"
+            if f.suffix == ".json" and f.parent.parent.parent.name == "data":  # a service model: gzipped
+                packed = io.BytesIO()
+                with gzip.GzipFile(f.name, "wb", 6, packed, mtime=mtime) as gz:
+                    gz.write(f.read_bytes())
+                zf.writestr(zipfile.ZipInfo.from_file(f, name + ".gz"), packed.getvalue(), zipfile.ZIP_DEFLATED)
+            else:
+                zf.write(f, name)
     return path
 
 

@@ -649,4 +649,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/unit/test_zip_content.py",),
         "every member of a zip is deflated again to verify it and on every read, unchanged ones too",
     ),
+    Mutation(
+        "zip-reference-expands-every-member",
+        "writes",
+        "core/deltaglider_core/zip_content.py",
+        "_reference_member(src, info, start, writer, work, plan.get(info.filename, 0))",
+        "_reference_member(src, info, start, writer, work, CONTENT | INNER)",
+        ("tests/unit/test_zip_content.py",),
+        "the reference's stream holds every member decompressed: several times the archive, past the window",
+    ),
 )

@@ -167,14 +167,17 @@ def _zip(
 ) -> ContentDelta | None:
     (scratch / "zip-target").mkdir()
     (scratch / "zip-reference").mkdir()
-    # The target's normalisation (changed members deflated again to verify them) runs beside the reference's.
-    target = side.submit(zip_content.normalise_target, source, scratch / "content", scratch / "zip-target", reference)
-    referenced = zip_content.normalise_reference(reference, scratch / "reference.content", scratch / "zip-reference")
-    if not (target.result() and referenced):
+    # The target first (changed members decompressed, deflated again to verify them): it says which of the
+    # reference's members to expand, so the reference's stream stays about as small as the archives.
+    plan = zip_content.normalise_target(source, scratch / "content", scratch / "zip-target", reference)
+    if plan is None or not zip_content.normalise_reference(
+        reference, scratch / "reference.content", scratch / "zip-reference", plan
+    ):
         log.info("%s: its zip member table cannot be followed: byte-level delta", source.name)
         return None
+    command = encode_with(scratch / "reference.content", scratch / "content", scratch / "content.vcdiff")
     delta = scratch / "content.delta"
-    command = encode_with(scratch / "reference.content", scratch / "content", delta)
+    zip_content.write_delta(plan, scratch / "content.vcdiff", delta)
     return ContentDelta(command, {"content-encoding": zip_content.ENCODING, "zip-rebuild": zip_content.META}, delta)
 
 
@@ -195,9 +198,13 @@ def rebuild(
     delta = _unsqueeze(where, meta, delta, scratch)
     if encoding == zip_content.ENCODING and meta.get("zip-rebuild") == zip_content.META:
         (scratch / "zip").mkdir()
-        if not zip_content.normalise_reference(reference, scratch / "reference.content", scratch / "zip"):
+        try:
+            plan = zip_content.read_delta(delta, scratch / "content.vcdiff")
+        except zip_content.RebuildError as exc:
+            raise IntegrityError(f"{where}: {exc}. Nothing was written.") from exc
+        if not zip_content.normalise_reference(reference, scratch / "reference.content", scratch / "zip", plan):
             raise IntegrityError(f"{where}: its reference {reference_name} is not a readable zip now.")
-        decode(scratch / "reference.content", delta, scratch / "content", against)
+        decode(scratch / "reference.content", scratch / "content.vcdiff", scratch / "content", against)
         try:
             made_by = zip_content.rebuild(scratch / "content", out, scratch / "zip")
         except gzip_content.RebuildError as exc:  # a program the rebuild needs is missing

@@ -51,6 +51,7 @@ ENCODING = "zip"
 VERSION = 1
 META = '{"v":1}'  # the dg-zip-rebuild value: the normalised stream's version (what rebuilds is in its trailer)
 MAGIC = b"DGZIPN\x00\x01"
+DELTA_MAGIC = b"DGZIPD\x00\x01"
 RAW, DEFLATED, GZ_DEFLATED, GZ_STORED, TRAILER = 0, 1, 2, 3, 0xFF
 CHUNK = gzip_content.CHUNK
 LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # signature ... name length, extra length (APPNOTE 4.3.7)
@@ -105,27 +106,70 @@ def expanded_size(archive: Path) -> int:
     return archive.stat().st_size + contents
 
 
-def normalise_reference(archive: Path, out: Path, work: Path) -> bool:
-    """The reference's normalised stream: each member's bytes as they are, then (for a deflated member, or a
-    gzip file inside one) the contents they decompress to. Needs inflate only, which is exact everywhere, so
-    every reader derives the same stream. False when the member table cannot be followed."""
-    return _normalise(archive, out, work, None)
+CONTENT, INNER = 1, 2  # forms a reference member is expanded into: its decompressed bytes, a nested gzip's contents
+Plan = dict[str, int]  # member name -> the forms (bits) the reference's stream holds it in, beside its bytes
 
 
-def normalise_target(archive: Path, out: Path, work: Path, reference: Path) -> bool:
+def normalise_reference(archive: Path, out: Path, work: Path, plan: Plan) -> bool:
+    """The reference's normalised stream: each member's bytes as they are, followed, for the members ``plan``
+    names (those whose namesake the target decompressed), by their decompressed bytes and/or a nested gzip
+    file's contents. Needs inflate only, which is exact everywhere, so with the same plan every reader derives
+    the same stream. False when the member table cannot be followed."""
+    return _normalise(archive, out, work, None, plan)
+
+
+def normalise_target(archive: Path, out: Path, work: Path, reference: Path) -> Plan | None:
     """The target's normalised stream, rebuildable: members found unchanged in ``reference`` (same CRC-32,
     sizes and method) as their bytes; a gzip file inside a member whose compressed stream the reference has
     too (only its header changed, e.g. its mtime) as the gzip file's bytes; the others decompressed, nested
-    gzip files too, where a deflate setting is found that reproduces them (verified). False when a member
-    table cannot be followed."""
+    gzip files too, where a deflate setting is found that reproduces them (verified). Returns the plan for the
+    reference's stream (which namesakes to expand, in which forms), or None when a member table cannot be
+    followed."""
     try:
         with zipfile.ZipFile(reference) as zf:
             infos = zf.infolist()
             known = {_key(i) for i in infos}
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
-        return False
+        return None
     streams = _gzip_streams(reference, infos, work)
-    return _normalise(archive, out, work, _Known(known, streams))
+    plan: Plan = {}
+    return plan if _normalise(archive, out, work, _Known(known, streams, plan), {}) else None
+
+
+def pack_plan(plan: Plan) -> bytes:
+    """The plan as it travels in front of the delta (zlib-compressed JSON, names sorted)."""
+    return zlib.compress(json.dumps(sorted(plan.items()), separators=(",", ":")).encode(), 9)
+
+
+def write_delta(plan: Plan, vcdiff: Path, out: Path) -> None:
+    """The stored delta: ``DELTA_MAGIC``, the packed plan's length (4 bytes, big-endian), the plan, the VCDIFF."""
+    packed = pack_plan(plan)
+    with open(out, "wb") as sink, open(vcdiff, "rb") as src:
+        sink.write(DELTA_MAGIC + struct.pack(">I", len(packed)) + packed)
+        while chunk := src.read(CHUNK):
+            sink.write(chunk)
+
+
+def read_delta(delta: Path, vcdiff: Path) -> Plan:
+    """Split a stored delta into its plan (returned) and its VCDIFF (written to ``vcdiff``)."""
+    with open(delta, "rb") as src:
+        head = src.read(len(DELTA_MAGIC) + 4)
+        if len(head) < len(DELTA_MAGIC) + 4 or head[: len(DELTA_MAGIC)] != DELTA_MAGIC:
+            raise RebuildError("the delta does not start with its reference plan")
+        (length,) = struct.unpack(">I", head[len(DELTA_MAGIC) :])
+        plan = unpack_plan(src.read(length))
+        with open(vcdiff, "wb") as sink:
+            while chunk := src.read(CHUNK):
+                sink.write(chunk)
+    return plan
+
+
+def unpack_plan(data: bytes) -> Plan:
+    try:
+        items = json.loads(zlib.decompress(data))
+        return {str(name): int(forms) for name, forms in items}
+    except (zlib.error, ValueError, TypeError) as exc:
+        raise RebuildError(f"the reference plan is damaged ({exc})") from exc
 
 
 def _gzip_streams(archive: Path, infos: list[zipfile.ZipInfo], work: Path) -> set[tuple[bytes, int]]:
@@ -161,13 +205,14 @@ class _Known:
 
     members: set[MemberKey]
     gzip_streams: set[tuple[bytes, int]]
+    plan: Plan  # filled in: the forms the target decompressed each member into
 
 
 def _key(info: zipfile.ZipInfo) -> MemberKey:
     return info.CRC, info.compress_size, info.file_size, info.compress_type
 
 
-def _normalise(archive: Path, out: Path, work: Path, known: _Known | None) -> bool:
+def _normalise(archive: Path, out: Path, work: Path, known: _Known | None, plan: Plan) -> bool:
     try:
         with zipfile.ZipFile(archive) as zf:
             members = sorted(zf.infolist(), key=lambda i: i.header_offset)
@@ -186,7 +231,7 @@ def _normalise(archive: Path, out: Path, work: Path, known: _Known | None) -> bo
                 return False
             writer.raw_range(src, position, start - position)
             if known is None:
-                _reference_member(src, info, start, writer, work)
+                _reference_member(src, info, start, writer, work, plan.get(info.filename, 0))
             elif search is not None:
                 _target_member(src, info, start, writer, work, search, known)
             position = end
@@ -224,19 +269,21 @@ def _decompressed(src: BinaryIO, info: zipfile.ZipInfo, start: int, out: Path) -
     return out
 
 
-def _reference_member(src: BinaryIO, info: zipfile.ZipInfo, start: int, writer: _Writer, work: Path) -> None:
-    """The member's bytes, then what they decompress to, then (a gzip file inside) its contents: every form a
-    changed member of the target may be written in, to delta against."""
+def _reference_member(
+    src: BinaryIO, info: zipfile.ZipInfo, start: int, writer: _Writer, work: Path, forms: int
+) -> None:
+    """The member's bytes, then the forms the target wrote its namesake in: its decompressed bytes (a deflated
+    member) and/or a gzip file's contents (a gzip file inside it)."""
     writer.raw_range(src, start, info.compress_size)
-    if not _decompressible(info):
+    if not forms or not _decompressible(info):
         return
     content = _decompressed(src, info, start, work / "member")
     if content is None:
         return
     deflated = info.compress_type == zipfile.ZIP_DEFLATED
-    if deflated:
+    if deflated and forms & CONTENT:
         writer.segment(DEFLATED, content)
-    inner = _nested_gzip(content, work, None)
+    inner = _nested_gzip(content, work, None) if forms & INNER else None
     if inner is not None:
         writer.segment(GZ_DEFLATED if deflated else GZ_STORED, work / "inner", prefix=_header_prefix(inner[0]))
 
@@ -264,6 +311,7 @@ def _target_member(
     if stream is not None and stream in known.gzip_streams and outer is not None:
         search.settings.append(outer)  # only the gzip header changed: the gzip file's bytes delta well
         writer.segment(DEFLATED, content)
+        known.plan[info.filename] = known.plan.get(info.filename, 0) | CONTENT
         return
     inner = _nested_gzip(content, work, search) if stream is not None else None
     if inner is not None and inner[1] is not None:
@@ -271,9 +319,11 @@ def _target_member(
         if outer is not None:
             search.settings.append(outer)
         writer.segment(GZ_DEFLATED if outer is not None else GZ_STORED, work / "inner", prefix=_header_prefix(inner[0]))
+        known.plan[info.filename] = known.plan.get(info.filename, 0) | INNER
     elif outer is not None:
         search.settings.append(outer)
         writer.segment(DEFLATED, content)
+        known.plan[info.filename] = known.plan.get(info.filename, 0) | CONTENT
     else:
         writer.raw_range(src, start, info.compress_size)
 

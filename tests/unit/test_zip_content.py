@@ -72,7 +72,7 @@ def _empty_zip(tmp_path: Path) -> Path:
 def _round_trip(path: Path, tmp_path: Path) -> bytes:
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
-    assert zip_content.normalise_target(path, tmp_path / "n", work, _empty_zip(tmp_path))
+    assert zip_content.normalise_target(path, tmp_path / "n", work, _empty_zip(tmp_path)) is not None
     zip_content.rebuild(tmp_path / "n", tmp_path / "rebuilt", work)
     return (tmp_path / "rebuilt").read_bytes()
 
@@ -165,13 +165,15 @@ def test_a_tampered_deflate_setting_is_an_integrity_error_and_writes_nothing(mot
     # Decode the stored delta, change the first deflate level in the trailer, encode it again.
     work = tmp_path / "w"
     work.mkdir()
-    assert zip_content.normalise_reference(files[0], work / "ref.n", work)
     delta_key = f"t/{files[1].name}.delta"
     moto_s3.client.download_file(moto_s3.bucket, delta_key, str(work / "d"))
     meta = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=delta_key)["Metadata"]
     assert meta.pop("dg-delta-compression") == "xz"  # the added text compresses: stored xz-compressed
     (work / "d").write_bytes(lzma.decompress((work / "d").read_bytes()))
-    store.codec.decode(work / "ref.n", work / "d", work / "target.n")
+    plan = zip_content.read_delta(work / "d", work / "vcdiff")
+    assert plan and set(plan.values()) <= {zip_content.CONTENT, zip_content.INNER, 3}
+    assert zip_content.normalise_reference(files[0], work / "ref.n", work, plan)
+    store.codec.decode(work / "ref.n", work / "vcdiff", work / "target.n")
     stream = (work / "target.n").read_bytes()
     assert b'"d":[[' in stream
     at = stream.index(b'"d":[[') + 6
@@ -180,7 +182,8 @@ def test_a_tampered_deflate_setting_is_an_integrity_error_and_writes_nothing(mot
     original_level = stream[level_at : level_at + 1]
     tampered = stream[:level_at] + (b"1" if original_level != b"1" else b"2") + stream[level_at + 1 :]
     (work / "target.n").write_bytes(tampered)
-    store.codec.encode(work / "ref.n", work / "target.n", work / "d2")
+    store.codec.encode(work / "ref.n", work / "target.n", work / "vcdiff2")
+    zip_content.write_delta(plan, work / "vcdiff2", work / "d2")
     moto_s3.client.upload_file(str(work / "d2"), moto_s3.bucket, delta_key, ExtraArgs={"Metadata": meta})
     dest = tmp_path / "dest.whl"
     with pytest.raises(IntegrityError, match=r"rebuilt file does not match its SHA-256.*deflated with zlib"):
@@ -198,7 +201,7 @@ def test_normalising_a_large_member_keeps_memory_flat(tmp_path: Path) -> None:
     work.mkdir()
     tracemalloc.start()
     try:
-        assert zip_content.normalise_target(archive, tmp_path / "n", work, _empty_zip(tmp_path))
+        assert zip_content.normalise_target(archive, tmp_path / "n", work, _empty_zip(tmp_path)) is not None
         zip_content.rebuild(tmp_path / "n", tmp_path / "r", work)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -213,7 +216,7 @@ def test_a_file_that_is_not_a_followable_zip_is_refused(tmp_path: Path) -> None:
     assert not zip_content.is_zip(fake)
     work = tmp_path / "w"
     work.mkdir()
-    assert not zip_content.normalise_reference(fake, tmp_path / "n", work)
+    assert not zip_content.normalise_reference(fake, tmp_path / "n", work, {})
     assert gzip_content.header_length(fake) is None
 
 
@@ -223,8 +226,8 @@ def test_only_changed_members_are_decompressed_in_the_target(tmp_path: Path) -> 
     old, new = wheel(tmp_path / "a", 0), wheel(tmp_path / "b", 1)
     work = tmp_path / "w"
     work.mkdir()
-    assert zip_content.normalise_target(new, tmp_path / "against-old", work, old)
-    assert zip_content.normalise_target(new, tmp_path / "against-nothing", work, _empty_zip(tmp_path))
+    assert zip_content.normalise_target(new, tmp_path / "against-old", work, old) is not None
+    assert zip_content.normalise_target(new, tmp_path / "against-nothing", work, _empty_zip(tmp_path)) is not None
     with zipfile.ZipFile(old) as zf:
         before = {i.filename: i.CRC for i in zf.infolist()}
     with zipfile.ZipFile(new) as zf:
@@ -276,3 +279,23 @@ def test_too_little_temp_disk_for_the_contents_keeps_the_byte_level_delta(
     assert put.kind == "delta" and "dg-content-encoding" not in meta
     got = store.get(moto_s3.bucket, f"d/{files[1].name}", tmp_path / "o.whl")
     assert Path(got.path).read_bytes() == files[1].read_bytes()
+
+
+def test_the_reference_expands_only_what_the_target_decompressed(tmp_path: Path) -> None:
+    old, new = wheel(tmp_path / "a", 0), wheel(tmp_path / "b", 1)
+    work = tmp_path / "w"
+    work.mkdir()
+    plan = zip_content.normalise_target(new, tmp_path / "target", work, old)
+    assert plan is not None
+    with zipfile.ZipFile(old) as before, zipfile.ZipFile(new) as after:
+        changed = {i.filename for i in after.infolist() if before.getinfo(i.filename).CRC != i.CRC}
+        every = {i.filename: zip_content.CONTENT | zip_content.INNER for i in before.infolist()}
+    assert set(plan) == changed  # unchanged members stay bytes on both sides
+    assert zip_content.normalise_reference(old, tmp_path / "planned", work, plan)
+    assert zip_content.normalise_reference(old, tmp_path / "everything", work, every)
+    planned, everything = (tmp_path / "planned").stat().st_size, (tmp_path / "everything").stat().st_size
+    assert old.stat().st_size < planned < 0.6 * everything, (planned, everything)
+    # The plan travels with the delta: the same reference stream is derived on read.
+    zip_content.write_delta(plan, tmp_path / "target", tmp_path / "packed")
+    assert zip_content.read_delta(tmp_path / "packed", tmp_path / "unpacked") == plan
+    assert (tmp_path / "unpacked").read_bytes() == (tmp_path / "target").read_bytes()
