@@ -322,7 +322,7 @@ def compressed_workload(bench: Bench, series: corpora.Series, with_peer: bool) -
         got = bench.peer.download_check([f"s3://{pb}/s/{n}" for n in names], pdown)
         out["peer_stored_ratio"] = bench.stored(pb) / total
         out["peer_exact"] = sum(r.get("sha256") == expected[r["url"].rpartition("/")[2]] for r in got["files"])
-        out["peer_errors"] = sorted({r["error"][:120] for r in got["files"] if "error" in r})
+        out["peer_errors"] = [r["error"][:120] for r in got["files"] if "error" in r]
         out["peer_upload_mb_s"] = total / MB / up["seconds"]
         out["peer_download_mb_s"] = total / MB / got["seconds"]
         shutil.rmtree(pdown)
@@ -518,9 +518,11 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {c['corpus']} | {c['files']} | {c['original_bytes'] / MB:.1f} | {ours} | {compat} | {peer} |"
             )
-        errors = sorted({e for c in results["compressed"] for e in c.get("peer_errors", [])})
+        errors = [(c["corpus"], e.split(":")[0]) for c in results["compressed"] for e in c.get("peer_errors", [])]
         if errors:
-            lines.append(f"\nDeltaGlider's read errors: {'; '.join(errors)}")
+            counted = sorted({f"{kind} ({corpus}, {c} files)" for corpus, kind in errors
+                              for c in [sum(1 for x in errors if x == (corpus, kind))]})  # fmt: skip
+            lines.append(f"\nDeltaGlider's read errors: {'; '.join(counted)}.")
     if "scaling" in results:
         sc = results["scaling"]
         lines += ["", f"Scaling (migrate {sc['migrate_objects']} objects; upload {sc['upload_artifacts']} artifacts "

@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import gzip_content, zip_content
+from .budget import full_window
 from .errors import CodecError, IntegrityError
 
 GZIP_NAMES = (".gz", ".tgz")  # names whose gzip content-level delta is tried
 SQUEEZE_BELOW = 0.995  # an xz-compressed content delta is stored when it is at most this share of the plain one
 SQUEEZE_UP_TO = 32 << 20  # larger deltas are left plain: xz compresses a few MB/s
 CHUNK = 1 << 20
+PARTIAL_WINDOW = 64 << 20  # the source window when the whole source does not fit the budget (see window())
 MARGIN = 256 << 20  # temp disk left free beyond what a content-level delta is expected to use
 WORTH_TRYING = 0.01  # a byte-level delta at most this share of the file: content deltas are not tried
 KEEP_BELOW = 0.9  # a content delta is kept only below this share of the byte-level delta
@@ -129,6 +131,14 @@ def _unsqueeze(where: str, meta: Mapping[str, str], delta: Path, scratch: Path) 
     except (lzma.LZMAError, EOFError) as exc:
         raise IntegrityError(f"{where}: its xz-compressed delta is damaged ({exc}). Nothing was written.") from exc
     return plain
+
+
+def window(source_size: int, allowed: int) -> int:
+    """The source window for a content delta: the whole source when the memory budget allows it, else
+    xdelta3's own default (64 MiB) or less. Measured on botocore sdists (147 MB of tar): a 128 MiB window,
+    part of the source, gives 12-17% larger deltas than 64 MiB, which matches a whole-source window."""
+    whole = full_window(source_size)
+    return whole if whole <= allowed else min(allowed, PARTIAL_WINDOW)
 
 
 def worth_trying(byte_delta: int, size: int) -> bool:

@@ -295,7 +295,12 @@ class DeltaStore:
         if self.deltaglider_compatible or not content_delta.worth_trying(size, source.stat().st_size):
             return cmd, None
         content = content_delta.encode(
-            reference, source, scratch, lambda r, t, d: self._encode(r, t, d, base), self._side, self.log
+            reference,
+            source,
+            scratch,
+            lambda r, t, d: self.codec.encode(r, t, d, content_delta.window(r.stat().st_size, self.window)),
+            self._side,
+            self.log,
         )
         if content is None:
             return cmd, None

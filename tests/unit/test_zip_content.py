@@ -299,3 +299,12 @@ def test_the_reference_expands_only_what_the_target_decompressed(tmp_path: Path)
     zip_content.write_delta(plan, tmp_path / "target", tmp_path / "packed")
     assert zip_content.read_delta(tmp_path / "packed", tmp_path / "unpacked") == plan
     assert (tmp_path / "unpacked").read_bytes() == (tmp_path / "target").read_bytes()
+
+
+def test_content_delta_window_is_the_whole_source_or_xdelta3s_default() -> None:
+    from deltaglider_core import content_delta
+
+    mib = 1 << 20
+    assert content_delta.window(30 * mib, 128 * mib) == 32 * mib  # fits: the whole source
+    assert content_delta.window(147 * mib, 128 * mib) == 64 * mib  # does not fit: not a larger part of it
+    assert content_delta.window(147 * mib, 16 * mib) == 16 * mib  # the budget still caps it
