@@ -60,6 +60,8 @@ def op_upload_parallel(workers: str, bucket: str, *files: str) -> dict[str, Any]
     n = int(workers)
     store = _store(max_workers=n)
     started = time.perf_counter()
+    if n > 1:
+        store.warm_up()  # as the upload operator does before parallel work (run_grouped)
     with ThreadPoolExecutor(n) as pool:
         results = list(pool.map(lambda item: store.put(item[1], bucket, f"p{item[0]}/{Path(item[1]).name}"),
                                 enumerate(files)))  # fmt: skip

@@ -89,7 +89,7 @@ class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
                     "kind": result.kind, "verified": result.verified}  # fmt: skip
 
         # Independent reads in parallel (their decodes on every core); the report keeps the listing's order.
-        fetched = run_grouped(targets, lambda target: target[0], fetch, store.max_workers)
+        fetched = run_grouped(targets, lambda target: target[0], fetch, store.max_workers, store.warm_up)
         files = [f for f in fetched if f is not None]
         progress.finish()
         summary = {

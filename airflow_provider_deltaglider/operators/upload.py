@@ -114,7 +114,9 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
             return result.to_dict()
 
         # Different deltaspaces (and files stored whole) in parallel; one deltaspace's files in order.
-        results = run_grouped(todo, lambda item: store.write_group(bucket, base + item.name), put, store.max_workers)
+        results = run_grouped(
+            todo, lambda item: store.write_group(bucket, base + item.name), put, store.max_workers, store.warm_up
+        )
         progress.finish()
         original = sum(r["original_size"] for r in results)
         stored = sum(r["stored_size"] for r in results)

@@ -107,6 +107,18 @@ class _Workers:
             self._lock.notify()
         return result
 
+    def prestart(self) -> None:
+        """Start every worker now (each imports the codec while the caller gets on with its first call)."""
+        with self._lock:
+            while len(self._all) < self.size and not self._closed:
+                try:
+                    worker = _Worker(self.library_path)
+                except OSError as exc:
+                    raise WorkerFailed(f"cannot start a codec worker process ({exc})") from exc
+                self._all.append(worker)
+                self._idle.append(worker)
+            self._lock.notify_all()
+
     def close(self) -> None:
         with self._lock:
             workers, self._all, self._idle = self._all, [], []
@@ -200,6 +212,16 @@ class ProcessRunner:
             return self._local.run(args)
         finally:
             self._release(cost)
+
+    def warm(self) -> None:
+        """Start the worker processes now rather than on the first concurrent call (parallel work is coming)."""
+        pool = self._executor()
+        if pool is None:
+            return
+        try:
+            pool.prestart()
+        except WorkerFailed as exc:
+            self._broken(pool, exc)
 
     @property
     def worker_pids(self) -> list[int]:

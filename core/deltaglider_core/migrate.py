@@ -273,6 +273,8 @@ class Migration:
         if not dry_run:
             total_bytes = sum(obj.size for obj, _ in chosen)
             progress = Progress("migrate", len(chosen), total_bytes, self.log)
+            if self.max_workers > 1 and len(jobs) > 1:
+                self.store.warm_up()
             with (
                 tempfile.TemporaryDirectory(prefix="dg-migrate-") as scratch,
                 ThreadPoolExecutor(max_workers=self.max_workers) as pool,

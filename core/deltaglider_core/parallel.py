@@ -13,10 +13,17 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def run_grouped(items: Sequence[T], group: Callable[[T], Hashable], work: Callable[[T], R], workers: int) -> list[R]:
+def run_grouped(
+    items: Sequence[T],
+    group: Callable[[T], Hashable],
+    work: Callable[[T], R],
+    workers: int,
+    warm_up: Callable[[], None] | None = None,
+) -> list[R]:
     """``work(item)`` for every item, results in the items' order. Items of one group run one after another in
     their order; groups run on up to ``workers`` threads. The first failure (in item order) is raised once
-    every started group has stopped; a group stops at its first failure."""
+    every started group has stopped; a group stops at its first failure. ``warm_up`` (e.g. the store's) is
+    called first when the work will run in parallel."""
     groups: dict[Hashable, list[int]] = {}
     for index, item in enumerate(items):
         groups.setdefault(group(item), []).append(index)
@@ -35,6 +42,8 @@ def run_grouped(items: Sequence[T], group: Callable[[T], Hashable], work: Callab
         for indexes in groups.values():
             run(indexes)
     else:
+        if warm_up is not None:
+            warm_up()
         with ThreadPoolExecutor(max_workers=min(workers, len(groups)), thread_name_prefix="deltaglider-files") as pool:
             list(pool.map(run, groups.values()))
     if errors:

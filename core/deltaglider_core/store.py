@@ -150,6 +150,14 @@ class DeltaStore:
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
+    def warm_up(self) -> None:
+        """Parallel work is coming: start the codec worker processes now (see codec_pool.py), not on the first
+        concurrent encode. Nothing happens with one worker or where processes cannot start."""
+        warm = getattr(self.codec, "runner", None)
+        start = getattr(warm, "warm", None)
+        if start is not None:
+            start()
+
     def close(self) -> None:
         """Release what the store opened: its thread pool, pooled connections, its private work directory
         (decrypted references) and the cache it made (a cache passed in belongs to the caller). Idempotent;

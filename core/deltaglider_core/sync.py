@@ -103,7 +103,9 @@ def sync_up(
             progress.advance(1, result.original_size)
             return result.original_size
 
-        sent = sum(run_grouped(todo, lambda rel: store.write_group(bucket, base + rel), put, store.max_workers))
+        sent = sum(
+            run_grouped(todo, lambda rel: store.write_group(bucket, base + rel), put, store.max_workers, store.warm_up)
+        )
         for rel in gone:
             store.delete(bucket, base + rel)
         progress.finish()
@@ -148,7 +150,7 @@ def _fetch(
         return result.size
 
     # Reads are independent: each file is its own group (paths were planned apart, no two share a path).
-    sizes = run_grouped(items, lambda item: item[0].key, fetch, store.max_workers)
+    sizes = run_grouped(items, lambda item: item[0].key, fetch, store.max_workers, store.warm_up)
     progress.finish()
     written = [obj.key for (obj, _), size in zip(items, sizes, strict=True) if size is not None]
     return sum(size for size in sizes if size is not None), written

@@ -11,7 +11,7 @@ from typing import Any
 
 from deltaglider_core import DeltaStore
 from deltaglider_core.budget import MIB, encode_cost
-from deltaglider_core.codec import XDelta3Codec
+from deltaglider_core.codec import LibraryRunner, XDelta3Codec
 from deltaglider_core.codec_pool import ProcessRunner
 
 
@@ -93,6 +93,23 @@ def test_store_close_stops_its_worker_processes(moto_s3: Any, builds: Any) -> No
     pids = runner.worker_pids
     assert pids, "the concurrent put did not use a worker process"
     store.close()
+    assert runner.worker_pids == [] and not any(_alive(pid) for pid in pids)
+
+
+def test_warm_up_starts_the_workers_before_any_call_and_close_ends_them(builds: Any, tmp_path: Path) -> None:
+    store = DeltaStore.__new__(DeltaStore)  # only the codec is needed
+    runner = ProcessRunner(_library(), workers=3, budget=4096 * MIB)
+    store.codec = XDelta3Codec(runner)
+    assert runner.worker_pids == []
+    store.warm_up()
+    pids = runner.worker_pids
+    assert len(pids) == 2  # workers - 1: the task process takes the first call itself
+    store.warm_up()
+    assert runner.worker_pids == pids  # started once
+    with LibraryRunner._lock:  # this process busy: the encode goes to a warm worker
+        store.codec.encode(builds(0), builds(1), tmp_path / "d")
+    assert runner.remote_calls == 1 and runner.worker_pids == pids
+    runner.close()
     assert runner.worker_pids == [] and not any(_alive(pid) for pid in pids)
 
 
