@@ -329,9 +329,10 @@ def compressed_workload(bench: Bench, series: corpora.Series, with_peer: bool) -
     return out
 
 
-def scaling_workload(bench: Bench, quick: bool) -> dict[str, Any]:
+def scaling_workload(bench: Bench, quick: bool, reps: int = 1) -> dict[str, Any]:
     """Seconds with 1, 2 and 4 workers for: migrating 60 archives of 12 products (one deltaspace each), and
-    uploading 20 artifacts into 20 deltaspaces, each against a reference stored before (20 encodes)."""
+    uploading 20 artifacts into 20 deltaspaces, each against a reference stored before (20 encodes); medians
+    of ``reps`` runs, the worker counts interleaved within each run."""
     size = 200_000 if quick else 16_000_000
     products = corpora.spaces(bench.work, 20, 5 if quick else 2, size)
     more = corpora.spaces(bench.work / "m", 12, 5, 200_000 if quick else 4_000_000)
@@ -339,20 +340,24 @@ def scaling_workload(bench: Bench, quick: bool) -> dict[str, Any]:
     count = corpora.spaces_source(bench.client, src, more)
     firsts = [str(files[0]) for files in products]
     seconds = [str(files[1]) for files in products]
-    rows = []
-    for workers in (1, 2, 4):
-        dst = bench.bucket("sdst")
-        migrate = bench.ours("migrate", src, "src/", dst, "m/", BENCH_WORKERS=str(workers))
-        up = bench.bucket("sup")
-        bench.ours("upload-parallel", str(workers), up, *firsts)  # the references
-        upload = bench.ours("upload-parallel", str(workers), up, *seconds)
-        assert set(upload["kinds"]) == {"delta"}, upload["kinds"]
-        rows.append({"workers": workers, "migrate_s": migrate["seconds"], "upload_s": upload["seconds"]})
+    times: dict[int, dict[str, list[float]]] = {w: {"migrate_s": [], "upload_s": []} for w in (1, 2, 4)}
+    for _ in range(reps):
+        for workers in (1, 2, 4):
+            dst = bench.bucket("sdst")
+            migrate = bench.ours("migrate", src, "src/", dst, "m/", BENCH_WORKERS=str(workers))
+            up = bench.bucket("sup")
+            bench.ours("upload-parallel", str(workers), up, *firsts)  # the references
+            upload = bench.ours("upload-parallel", str(workers), up, *seconds)
+            assert set(upload["kinds"]) == {"delta"}, upload["kinds"]
+            times[workers]["migrate_s"].append(migrate["seconds"])
+            times[workers]["upload_s"].append(upload["seconds"])
+    rows = [{"workers": w, "migrate_s": _median(t["migrate_s"]), "upload_s": _median(t["upload_s"])}
+            for w, t in times.items()]  # fmt: skip
     base = rows[0]
     for row in rows:
         row["migrate_speedup"] = base["migrate_s"] / row["migrate_s"]
         row["upload_speedup"] = base["upload_s"] / row["upload_s"]
-    return {"migrate_objects": count, "upload_artifacts": len(seconds), "rows": rows}
+    return {"migrate_objects": count, "upload_artifacts": len(seconds), "reps": reps, "rows": rows}
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -586,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         if "big" in wanted:
             results["big"] = big_workload(bench, sizes["big"] * MB, with_peer)
         if "scaling" in wanted:
-            results["scaling"] = scaling_workload(bench, q)
+            results["scaling"] = scaling_workload(bench, q, args.reps)
         if "compressed" in wanted:
             packed = compressed.series(work / "compressed", 3 if q else 9)
             results["compressed"] = [compressed_workload(bench, s, with_peer) for s in packed]
