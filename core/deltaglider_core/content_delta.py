@@ -28,7 +28,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import gzip_content, zip_content
+from . import gzip_content, zip_content, zip_stream
 from .budget import full_window
 from .errors import CodecError, IntegrityError
 
@@ -177,6 +177,9 @@ def _zip(
 ) -> ContentDelta | None:
     (scratch / "zip-target").mkdir()
     (scratch / "zip-reference").mkdir()
+    if not zip_content.promising(reference, source, scratch / "zip-target", encode_with):
+        log.info("%s: the members it changed were rebuilt rather than edited: byte-level delta", source.name)
+        return None
     # The target first (changed members decompressed, deflated again to verify them): it says which of the
     # reference's members to expand, so the reference's stream stays about as small as the archives.
     plan = zip_content.normalise_target(source, scratch / "content", scratch / "zip-target", reference)
@@ -187,7 +190,7 @@ def _zip(
         return None
     command = encode_with(scratch / "reference.content", scratch / "content", scratch / "content.vcdiff")
     delta = scratch / "content.delta"
-    zip_content.write_delta(plan, scratch / "content.vcdiff", delta)
+    zip_stream.write_delta(plan, scratch / "content.vcdiff", delta)
     return ContentDelta(command, {"content-encoding": zip_content.ENCODING, "zip-rebuild": zip_content.META}, delta)
 
 
@@ -209,17 +212,17 @@ def rebuild(
     if encoding == zip_content.ENCODING and meta.get("zip-rebuild") == zip_content.META:
         (scratch / "zip").mkdir()
         try:
-            plan = zip_content.read_delta(delta, scratch / "content.vcdiff")
-        except zip_content.RebuildError as exc:
+            plan = zip_stream.read_delta(delta, scratch / "content.vcdiff")
+        except zip_stream.RebuildError as exc:
             raise IntegrityError(f"{where}: {exc}. Nothing was written.") from exc
         if not zip_content.normalise_reference(reference, scratch / "reference.content", scratch / "zip", plan):
             raise IntegrityError(f"{where}: its reference {reference_name} is not a readable zip now.")
         decode(scratch / "reference.content", scratch / "content.vcdiff", scratch / "content", against)
         try:
-            made_by = zip_content.rebuild(scratch / "content", out, scratch / "zip")
+            made_by = zip_stream.rebuild(scratch / "content", out, scratch / "zip")
         except gzip_content.RebuildError as exc:  # a program the rebuild needs is missing
             raise CodecError(f"{where} cannot be rebuilt here: {exc}. Nothing was written.") from exc
-        except zip_content.RebuildError as exc:
+        except zip_stream.RebuildError as exc:
             raise IntegrityError(f"{where}: the archive cannot be rebuilt ({exc}). Nothing was written.") from exc
         return f"it was deflated with {made_by} and this reader's deflate output differs"
     if encoding == gzip_content.ENCODING and meta.get("gzip-rebuild") is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deltaglider_core import DeltaStore, gzip_content, zip_content
+from deltaglider_core import DeltaStore, gzip_content, zip_content, zip_stream
 from deltaglider_core.errors import IntegrityError
 
 _WORDS_RNG = random.Random(3)
@@ -73,7 +73,7 @@ def _round_trip(path: Path, tmp_path: Path) -> bytes:
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     assert zip_content.normalise_target(path, tmp_path / "n", work, _empty_zip(tmp_path)) is not None
-    zip_content.rebuild(tmp_path / "n", tmp_path / "rebuilt", work)
+    zip_stream.rebuild(tmp_path / "n", tmp_path / "rebuilt", work)
     return (tmp_path / "rebuilt").read_bytes()
 
 
@@ -170,8 +170,8 @@ def test_a_tampered_deflate_setting_is_an_integrity_error_and_writes_nothing(mot
     meta = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=delta_key)["Metadata"]
     assert meta.pop("dg-delta-compression") == "xz"  # the added text compresses: stored xz-compressed
     (work / "d").write_bytes(lzma.decompress((work / "d").read_bytes()))
-    plan = zip_content.read_delta(work / "d", work / "vcdiff")
-    assert plan and set(plan.values()) <= {zip_content.CONTENT, zip_content.INNER, 3}
+    plan = zip_stream.read_delta(work / "d", work / "vcdiff")
+    assert plan and set(plan.values()) <= {zip_stream.CONTENT, zip_stream.INNER, 3}
     assert zip_content.normalise_reference(files[0], work / "ref.n", work, plan)
     store.codec.decode(work / "ref.n", work / "vcdiff", work / "target.n")
     stream = (work / "target.n").read_bytes()
@@ -183,7 +183,7 @@ def test_a_tampered_deflate_setting_is_an_integrity_error_and_writes_nothing(mot
     tampered = stream[:level_at] + (b"1" if original_level != b"1" else b"2") + stream[level_at + 1 :]
     (work / "target.n").write_bytes(tampered)
     store.codec.encode(work / "ref.n", work / "target.n", work / "vcdiff2")
-    zip_content.write_delta(plan, work / "vcdiff2", work / "d2")
+    zip_stream.write_delta(plan, work / "vcdiff2", work / "d2")
     moto_s3.client.upload_file(str(work / "d2"), moto_s3.bucket, delta_key, ExtraArgs={"Metadata": meta})
     dest = tmp_path / "dest.whl"
     with pytest.raises(IntegrityError, match=r"rebuilt file does not match its SHA-256.*deflated with zlib"):
@@ -202,12 +202,12 @@ def test_normalising_a_large_member_keeps_memory_flat(tmp_path: Path) -> None:
     tracemalloc.start()
     try:
         assert zip_content.normalise_target(archive, tmp_path / "n", work, _empty_zip(tmp_path)) is not None
-        zip_content.rebuild(tmp_path / "n", tmp_path / "r", work)
+        zip_stream.rebuild(tmp_path / "n", tmp_path / "r", work)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert (tmp_path / "r").read_bytes() == archive.read_bytes()
-    assert peak < 8 * zip_content.CHUNK, peak
+    assert peak < 8 * zip_stream.CHUNK, peak
 
 
 def test_a_file_that_is_not_a_followable_zip_is_refused(tmp_path: Path) -> None:
@@ -243,7 +243,7 @@ def test_only_changed_members_are_decompressed_in_the_target(tmp_path: Path) -> 
     assert against_nothing > expanded  # every member and every nested gzip file decompressed
     assert against_old <= against_nothing - saved + 64 * len(infos), (against_old, against_nothing, saved)
     for target in ("against-old", "against-nothing"):
-        zip_content.rebuild(tmp_path / target, tmp_path / "rebuilt", work)
+        zip_stream.rebuild(tmp_path / target, tmp_path / "rebuilt", work)
         assert (tmp_path / "rebuilt").read_bytes() == new.read_bytes()
 
 
@@ -289,15 +289,15 @@ def test_the_reference_expands_only_what_the_target_decompressed(tmp_path: Path)
     assert plan is not None
     with zipfile.ZipFile(old) as before, zipfile.ZipFile(new) as after:
         changed = {i.filename for i in after.infolist() if before.getinfo(i.filename).CRC != i.CRC}
-        every = {i.filename: zip_content.CONTENT | zip_content.INNER for i in before.infolist()}
+        every = {i.filename: zip_stream.CONTENT | zip_stream.INNER for i in before.infolist()}
     assert set(plan) == changed  # unchanged members stay bytes on both sides
     assert zip_content.normalise_reference(old, tmp_path / "planned", work, plan)
     assert zip_content.normalise_reference(old, tmp_path / "everything", work, every)
     planned, everything = (tmp_path / "planned").stat().st_size, (tmp_path / "everything").stat().st_size
     assert old.stat().st_size < planned < 0.6 * everything, (planned, everything)
     # The plan travels with the delta: the same reference stream is derived on read.
-    zip_content.write_delta(plan, tmp_path / "target", tmp_path / "packed")
-    assert zip_content.read_delta(tmp_path / "packed", tmp_path / "unpacked") == plan
+    zip_stream.write_delta(plan, tmp_path / "target", tmp_path / "packed")
+    assert zip_stream.read_delta(tmp_path / "packed", tmp_path / "unpacked") == plan
     assert (tmp_path / "unpacked").read_bytes() == (tmp_path / "target").read_bytes()
 
 
@@ -308,3 +308,28 @@ def test_content_delta_window_is_the_whole_source_or_xdelta3s_default() -> None:
     assert content_delta.window(30 * mib, 128 * mib) == 32 * mib  # fits: the whole source
     assert content_delta.window(147 * mib, 128 * mib) == 64 * mib  # does not fit: not a larger part of it
     assert content_delta.window(147 * mib, 16 * mib) == 16 * mib  # the budget still caps it
+
+
+def test_only_archives_whose_members_were_edited_are_worth_a_content_delta(builds: Any, tmp_path: Path) -> None:
+    """Nightly builds whose changed members are generated anew gain nothing from their contents: the costly
+    normalisation is skipped. Edited members, and gzip files re-made with a new header, are worth it."""
+    from deltaglider_core.codec import default_codec
+
+    codec = default_codec()
+    work = tmp_path / "w"
+    work.mkdir()
+
+    def encode(a: Path, b: Path, d: Path) -> str:
+        return codec.encode(a, b, d)
+
+    assert not zip_content.promising(builds(0), builds(1), work, encode)
+    assert zip_content.promising(wheel(tmp_path / "a", 0), wheel(tmp_path / "b", 1), work, encode)
+    header_only = tmp_path / "h"
+    header_only.mkdir()
+    with zipfile.ZipFile(header_only / "a.whl", "w", zipfile.ZIP_DEFLATED) as a:
+        a.writestr("m.json.gz", _gz(_text(1, 50_000, 0), "m.json", 6))
+    with zipfile.ZipFile(header_only / "b.whl", "w", zipfile.ZIP_DEFLATED) as b:
+        model = bytearray(_gz(_text(1, 50_000, 0), "m.json", 6))
+        model[4:8] = (1_800_000_000).to_bytes(4, "little")  # the same model gzipped again later
+        b.writestr("m.json.gz", bytes(model))
+    assert zip_content.promising(header_only / "a.whl", header_only / "b.whl", work, encode)
