@@ -64,6 +64,7 @@ LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # signature ... name length, extra
 LOCAL_SIGNATURE = 0x04034B50
 SAMPLE = 8  # changed members whose contents are tried before a whole content delta is
 PROMISING = 0.7  # their content deltas must come under this share of their compressed size
+CLEARLY = 0.2  # ... and under this share the probe stops early, as it does when they exceed it
 GIVE_UP_AFTER = 8  # deflated members in a row that no setting reproduces: stop searching for this archive
 
 
@@ -141,7 +142,7 @@ def promising(reference: Path, target: Path, work: Path, encode: Callable[[Path,
     (same name, other bytes): a gzip file inside whose compressed stream is unchanged (only its header moved)
     says yes at once; otherwise their contents are delta-encoded against their namesakes' and must come to
     under ``PROMISING`` of their compressed size. Members rebuilt from scratch (nothing to gain) say no, and
-    the costly normalisation is skipped."""
+    the costly normalisation is skipped. The probe stops at the first member that settles it."""
     try:
         with zipfile.ZipFile(reference) as before, zipfile.ZipFile(target) as after:
             old = {i.filename: i for i in before.infolist()}
@@ -173,6 +174,10 @@ def promising(reference: Path, target: Path, work: Path, encode: Callable[[Path,
             encode(a, b, work / "probe.delta")
             delta += (work / "probe.delta").stat().st_size
             compressed += info.compress_size
+            if delta >= compressed:
+                return False  # generated anew: more to store than the compressed bytes (usually after one)
+            if delta < CLEARLY * compressed:
+                return True
     return compressed > 0 and delta < PROMISING * compressed
 
 
