@@ -3,7 +3,9 @@
 Two encodings exist (docs/format.md): ``gzip`` (:mod:`.gzip_content`, a ``.gz``/``.tgz`` file) and ``zip``
 (:mod:`.zip_content`, any zip container). At write time the byte-level delta is made first; when it is
 already small (``WORTH_TRYING`` of the file or less) nothing else is tried. Otherwise the content-level delta
-is made too and kept only when it is clearly smaller (``KEEP_BELOW`` of the byte-level one): it costs a
+is made too (for a zip, only when a probe on its largest changed members says decompressing can pay:
+:func:`.zip_content.promising`) and kept only when it is clearly smaller (``KEEP_BELOW`` of the byte-level
+one): it costs a
 rebuild on every read (a deflate of the contents), which a marginal saving does not repay. Anything that
 goes wrong on the way (a member table that cannot be followed, no deflate setting that reproduces the
 file, the temp disk filling up) leaves the byte-level delta in place.
