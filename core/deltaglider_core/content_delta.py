@@ -5,10 +5,9 @@ Two encodings exist (docs/format.md): ``gzip`` (:mod:`.gzip_content`, a ``.gz``/
 already small (``WORTH_TRYING`` of the file or less) nothing else is tried. Otherwise the content-level delta
 is made too (for a zip, only when a probe on its largest changed members says decompressing can pay:
 :func:`.zip_content.promising`) and kept only when it is clearly smaller (``KEEP_BELOW`` of the byte-level
-one): it costs a
-rebuild on every read (a deflate of the contents), which a marginal saving does not repay. Anything that
-goes wrong on the way (a member table that cannot be followed, no deflate setting that reproduces the
-file, the temp disk filling up) leaves the byte-level delta in place.
+one): it costs a rebuild on every read (a deflate of the contents), which a marginal saving does not repay.
+Anything that goes wrong on the way (a member table that cannot be followed, no deflate setting that
+reproduces the file, the temp disk filling up) leaves the byte-level delta in place.
 
 A content delta is VCDIFF without secondary compression (the codec's), so the text added between two
 versions is stored as it is; it is then compressed with xz (``dg-delta-compression: xz``) when that saves
