@@ -32,4 +32,8 @@ def test_quick_benchmark_writes_results(tmp_path: Path, stock_xdelta3: str) -> N
     bucket = results["bucket"]
     assert bucket["sensor_releases_found"] == bucket["peer_poke_releases"] == 5  # both tools see the 5 releases
     assert {t["target"] for t in results["targets"]} >= {"download throughput vs DeltaGlider"}
+    packed = {c["corpus"]: c for c in results["compressed"]}
+    assert {"sdists (Python gzip)", "wheels (zip)"} <= set(packed)
+    assert all(c["ours_exact"] == c["files"] == 3 for c in packed.values())  # every version read back exact
+    assert packed["wheels (zip)"]["ours_stored_ratio"] < packed["wheels (zip)"]["compat_stored_ratio"]
     assert out.with_suffix(".md").read_text().startswith("Benchmark ")
