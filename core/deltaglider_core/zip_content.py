@@ -6,26 +6,22 @@ A byte-level delta then pays for every changed member in full. Here both archive
 *normalised stream* that holds the members' decompressed contents, nested gzip files decompressed too, and
 the delta is taken between those; what rebuilds the exact original bytes travels with the stream.
 
-The normalised stream (``MAGIC``, then segments ``[kind byte][length varint][payload]``; varints as in
-RFC 3284):
+The stream's segments (:mod:`.zip_stream`, docs/format.md): raw bytes; a deflated member's contents; the
+contents of a gzip file inside a member; and, in the target's stream only, a trailer with the deflate
+settings that rebuild it.
 
-- ``RAW``: bytes copied as they are: local headers, data descriptors, the central directory, prepended
-  data, and every member that is not rebuilt (stored, encrypted, other methods, or not reproducible);
-- ``DEFLATED``: the decompressed content of a deflated member, rebuilt by raw deflate (RFC 1951);
-- ``GZ_DEFLATED`` / ``GZ_STORED``: a member (deflated / stored) whose content is itself one gzip member
-  (RFC 1952): payload ``[header length varint][gzip header][decompressed content]``; rebuilt by deflating
-  the content, appending the CRC-32/size trailer, and (for ``GZ_DEFLATED``) deflating that gzip file again;
-- ``TRAILER`` (the target's only, last): JSON ``{"v": 1, "z": zlib version, "d": [[count, level, memLevel],
-  ...]}``, runs of the deflate settings in the order the rebuild uses them (a nested member: inner first),
-  then 8 bytes, big-endian, the length of the trailer segment.
-
-The target's settings are found by trying (:func:`gzip_content.find_deflate`: the previous member's setting
-first) and each is verified at write time over the member's whole stream; a member no setting reproduces
-stays ``RAW``. After 8 deflated members in a row that nothing reproduces (another deflate implementation,
-e.g. Info-ZIP's) the search stops for the rest of that archive. The *reference* is normalised the same way
-without the search (every deflated member decompressed), which only needs inflate, exact everywhere, so a
-reader always rebuilds the same source stream. Reading rebuilds member by member and the store checks the
-SHA-256 of the whole file as for every read.
+- **Target** (:func:`normalise_target`): a member the reference has unchanged (same CRC-32, sizes, method)
+  stays bytes; a gzip file inside a member whose compressed stream the reference also has (only its header
+  changed) is the gzip file's bytes; other members are decompressed, nested gzip files too, where a deflate
+  setting reproduces them. Settings are found by trying (:func:`gzip_content.find_deflate`, the recently
+  matched ones first) and verified over each member's whole stream; a member nothing reproduces stays
+  bytes, and after 8 such deflated members in a row the search stops for that archive.
+- **Reference** (:func:`normalise_reference`): every member's bytes, and, for the members the target
+  decompressed (the *plan*, stored in front of the delta), their contents in the same forms. Inflate only,
+  exact everywhere, so every reader derives the same stream; and it stays about the archive's size, within
+  the codec's source window.
+- **Probe** (:func:`promising`): before any of this, the largest changed members' contents are delta-encoded
+  against their namesakes'; members generated anew (nothing to gain) skip the normalisation.
 
 Members are handled one at a time through temporary files in 1 MiB pieces, so memory stays flat whatever
 the archive or member size. The member table comes from Python's ``zipfile`` (zip64 included); the rest
