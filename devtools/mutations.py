@@ -667,4 +667,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/unit/test_zip_content.py",),
         "every zip upload normalises both archives even when its changed members were generated anew (5x slower)",
     ),
+    Mutation(
+        "gzip-inflate-past-its-trailer",
+        "writes",
+        "core/deltaglider_core/gzip_content.py",
+        "                    if size > limit:",
+        "                    if False:",
+        ("tests/unit/test_zip_content.py",),
+        "a gzip file whose trailer under-states its size inflates without bound into the temp disk (a bomb)",
+    ),
 )

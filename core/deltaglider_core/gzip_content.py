@@ -40,6 +40,7 @@ LEVELS = (9, 6, 1, 2, 3, 4, 5, 7, 8)  # the common ones first: Python's gzip wri
 MEM_LEVELS = (8, 9)
 GNU = 0  # memLevel marker of a setting that is the GNU gzip program's deflate (its own, not zlib's)
 GNU_LEVELS = (6, 9)  # gzip's default and --best
+MAX_RATIO = 1032  # deflate's largest expansion (a 258-byte match per ~2 bits)
 GZIP_HEADER = 10  # what ``gzip -c -n`` writes before the deflate stream (no name, no mtime)
 ENCODING = "gzip"
 
@@ -120,6 +121,7 @@ def inflate(path: Path, out: Path) -> tuple[int, int] | None:
     start = header_length(path)
     if start is None:
         return None
+    limit = _size_limit(path)
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     crc, size, used = 0, 0, 0
     tail = b""
@@ -134,8 +136,10 @@ def inflate(path: Path, out: Path) -> tuple[int, int] | None:
                 pending = chunk
                 while True:  # at most CHUNK bytes out per call: a highly compressed chunk never fills memory
                     data = inflater.decompress(pending, CHUNK)
-                    sink.write(data)
                     crc, size = zlib.crc32(data, crc), size + len(data)
+                    if size > limit:
+                        return None  # more than the trailer allows (a bomb): stop before the disk fills
+                    sink.write(data)
                     pending = inflater.unconsumed_tail
                     if inflater.eof or (not pending and len(data) < CHUNK):
                         break
@@ -146,6 +150,19 @@ def inflate(path: Path, out: Path) -> tuple[int, int] | None:
     if not inflater.eof or tail != struct.pack("<II", crc, size & 0xFFFFFFFF):
         return None  # truncated, several members, or bytes after the trailer
     return start, used
+
+
+def _size_limit(path: Path) -> int:
+    """The most a gzip file may decompress to: its trailer's size where that is exact (deflate expands at
+    most ~1032:1, so a file under 4 MiB cannot pass 4 GiB), else 1032 times the file."""
+    total = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(max(total - 4, 0))
+        tail = f.read(4)
+    bound = MAX_RATIO * total
+    if len(tail) == 4 and bound < 1 << 32:
+        return int.from_bytes(tail, "little")
+    return bound
 
 
 def _compressor(level: int, mem_level: int, strategy: int = zlib.Z_DEFAULT_STRATEGY) -> zlib._Compress:

@@ -380,8 +380,10 @@ def _inflate_range(src: BinaryIO, start: int, length: int, out: Path, size: int,
                 pending = chunk
                 while True:  # at most CHUNK bytes out per call: memory stays flat
                     data = inflater.decompress(pending, CHUNK)
-                    sink.write(data)
                     produced, check = produced + len(data), zlib.crc32(data, check)
+                    if produced > size:
+                        return False  # more than the member table says (a bomb): stop before the disk fills
+                    sink.write(data)
                     pending = inflater.unconsumed_tail
                     if inflater.eof or (not pending and len(data) < CHUNK):
                         break

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tracemalloc
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -333,3 +334,24 @@ def test_only_archives_whose_members_were_edited_are_worth_a_content_delta(build
         model[4:8] = (1_800_000_000).to_bytes(4, "little")  # the same model gzipped again later
         b.writestr("m.json.gz", bytes(model))
     assert zip_content.promising(header_only / "a.whl", header_only / "b.whl", work, encode)
+
+
+def test_a_member_that_inflates_past_its_declared_size_is_stopped_there(tmp_path: Path) -> None:
+    """A zip bomb (a member table that under-declares) or a gzip file whose trailer lies stops inflating at the
+    declared size: no content delta, and the temp disk holds at most one piece more."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    stream = b"".join(compressor.compress(b"\0" * (1 << 20)) for _ in range(64)) + compressor.flush()
+    raw = tmp_path / "stream"
+    raw.write_bytes(stream)
+    out = tmp_path / "out"
+    with open(raw, "rb") as src:
+        assert not zip_content._inflate_range(src, 0, len(stream), out, 1 << 20, 0)
+    assert out.stat().st_size <= 1 << 20
+    lying = tmp_path / "lying.gz"  # 64 MiB of zeros whose trailer says 1 MiB
+    body = gzip.compress(b"\0" * (64 << 20), 9, mtime=0)
+    lying.write_bytes(body[:-4] + (1 << 20).to_bytes(4, "little"))
+    assert gzip_content.inflate(lying, out) is None
+    assert out.stat().st_size <= 1 << 20
+    honest = tmp_path / "honest.gz"
+    honest.write_bytes(body)
+    assert gzip_content.inflate(honest, out) is not None and out.stat().st_size == 64 << 20
