@@ -29,4 +29,7 @@ def test_mutation_applies_and_names_real_tests(mutation: Mutation) -> None:
     assert source.count(mutation.old) == 1, f"{mutation.name}: snippet must occur exactly once in {mutation.path}"
     assert mutation.old != mutation.new
     for test in mutation.tests:
-        assert (ROOT / test.split("::")[0]).is_file(), f"{mutation.name}: no test file {test}"
+        path, _, name = test.partition("::")
+        assert (ROOT / path).is_file(), f"{mutation.name}: no test file {test}"
+        if name:  # a named test must still exist, or the mutation runs nothing
+            assert f"def {name.split('[')[0]}(" in (ROOT / path).read_text(), f"{mutation.name}: no test {test}"
