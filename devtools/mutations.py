@@ -367,11 +367,9 @@ MUTATIONS: tuple[Mutation, ...] = (
         "reads",
         STORE,
         "        if expected is not None and actual != expected:\n            raise IntegrityError(\n"
-        '                f"{where}: the rebuilt file does not match its SHA-256 ({actual}, expected {expected}): {why}'
-        '. "',
+        '                f"s3://{loc.bucket}/{loc.delta_key}: the rebuilt file',
         "        if False:\n            raise IntegrityError(\n"
-        '                f"{where}: the rebuilt file does not match its SHA-256 ({actual}, expected {expected}): {why}'
-        '. "',
+        '                f"s3://{loc.bucket}/{loc.delta_key}: the rebuilt file',
         ("tests/unit/test_gzip_content.py", "tests/unit/test_zip_content.py"),
         "a content-level delta rebuilt with the wrong deflate settings is not refused with the reason",
     ),
@@ -671,8 +669,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "gzip-inflate-past-its-trailer",
         "writes",
         "core/deltaglider_core/gzip_content.py",
-        "                    if size > limit:",
-        "                    if False:",
+        "            if self.size > self.limit:",
+        "            if False:",
         ("tests/unit/test_zip_content.py",),
         "a gzip file whose trailer under-states its size inflates without bound into the temp disk (a bomb)",
     ),

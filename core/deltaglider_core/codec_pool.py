@@ -87,13 +87,7 @@ class _Workers:
                 self._lock.wait()
             if self._closed:
                 raise WorkerFailed("the codec workers were closed")
-            worker = self._idle.pop() if self._idle else None
-            if worker is None:
-                try:
-                    worker = _Worker(self.library_path)
-                except OSError as exc:
-                    raise WorkerFailed(f"cannot start a codec worker process ({exc})") from exc
-                self._all.append(worker)
+            worker = self._idle.pop() if self._idle else self._start()
         try:
             result = worker.call(args)
         except WorkerFailed:
@@ -111,13 +105,17 @@ class _Workers:
         """Start every worker now (each imports the codec while the caller gets on with its first call)."""
         with self._lock:
             while len(self._all) < self.size and not self._closed:
-                try:
-                    worker = _Worker(self.library_path)
-                except OSError as exc:
-                    raise WorkerFailed(f"cannot start a codec worker process ({exc})") from exc
-                self._all.append(worker)
-                self._idle.append(worker)
+                self._idle.append(self._start())
             self._lock.notify_all()
+
+    def _start(self) -> _Worker:
+        """A new worker, counted (the caller holds the lock)."""
+        try:
+            worker = _Worker(self.library_path)
+        except OSError as exc:
+            raise WorkerFailed(f"cannot start a codec worker process ({exc})") from exc
+        self._all.append(worker)
+        return worker
 
     def close(self) -> None:
         with self._lock:

@@ -68,7 +68,7 @@ def encode(
                 scratch, zip_content.expanded_size(reference) + zip_content.expanded_size(source), source, log
             ):
                 return None
-            return _zip(reference, source, scratch, encode_with, side, log)
+            return _zip(reference, source, scratch, encode_with, log)
     except OSError as exc:  # e.g. the temp disk filled with decompressed contents: bytes as they are
         log.warning("%s: no content-level delta (%s): byte-level delta", source.name, exc)
     return None
@@ -78,11 +78,7 @@ def _gzip_size(path: Path) -> int:
     """The file plus its decompressed size as its trailer records it (modulo 4 GiB: at least 4 GiB more if
     the file is 1 GiB or larger, as gzip compresses at most ~1000:1)."""
     size = path.stat().st_size
-    with open(path, "rb") as f:
-        f.seek(max(size - 4, 0))
-        tail = f.read(4)
-    recorded = int.from_bytes(tail, "little") if len(tail) == 4 else 0
-    return size + recorded + (size // (1 << 30)) * (4 << 30)
+    return size + gzip_content.recorded_size(path) + (size // (1 << 30)) * (4 << 30)
 
 
 def _free_bytes(path: Path) -> int:
@@ -106,8 +102,7 @@ def squeeze(content: ContentDelta) -> ContentDelta:
         return content
     packed = content.delta.with_name(content.delta.name + ".xz")
     with open(content.delta, "rb") as src, lzma.open(packed, "wb", preset=6) as out:
-        while chunk := src.read(CHUNK):
-            out.write(chunk)
+        shutil.copyfileobj(src, out, CHUNK)
     if packed.stat().st_size > SQUEEZE_BELOW * content.delta.stat().st_size:
         packed.unlink()
         return content
@@ -127,8 +122,7 @@ def _unsqueeze(where: str, meta: Mapping[str, str], delta: Path, scratch: Path) 
     plain = scratch / "delta.plain"
     try:
         with lzma.open(delta, "rb") as src, open(plain, "wb") as out:
-            while chunk := src.read(CHUNK):
-                out.write(chunk)
+            shutil.copyfileobj(src, out, CHUNK)
     except (lzma.LZMAError, EOFError) as exc:
         raise IntegrityError(f"{where}: its xz-compressed delta is damaged ({exc}). Nothing was written.") from exc
     return plain
@@ -173,9 +167,7 @@ def _gzip(
     return ContentDelta(command, {"content-encoding": gzip_content.ENCODING, "gzip-rebuild": recipe.to_meta()}, delta)
 
 
-def _zip(
-    reference: Path, source: Path, scratch: Path, encode_with: Encode, side: Executor, log: logging.Logger
-) -> ContentDelta | None:
+def _zip(reference: Path, source: Path, scratch: Path, encode_with: Encode, log: logging.Logger) -> ContentDelta | None:
     (scratch / "zip-target").mkdir()
     (scratch / "zip-reference").mkdir()
     if not zip_content.promising(reference, source, scratch / "zip-target", encode_with):

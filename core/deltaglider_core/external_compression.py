@@ -32,7 +32,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from .errors import CodecError, IntegrityError
 from .vcdiff import application_header
@@ -86,7 +85,7 @@ def decompress(program: str, src: Path, out: Path, where: str) -> None:
             _run(["uncompress", "-c"], src, out, where)
             return
         with _reader(program, src) as stream, open(out, "wb") as sink:
-            _copy(stream, sink)
+            shutil.copyfileobj(stream, sink, CHUNK)
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise IntegrityError(
             f"{where}: stock xdelta3 recorded that it decompressed the reference with {program}, but the reference "
@@ -126,7 +125,7 @@ def _run(command: list[str], src: Path, out: Path, where: str) -> None:
         assert proc.stdin is not None
         try:
             with proc.stdin:
-                _copy(source, proc.stdin)
+                shutil.copyfileobj(source, proc.stdin, CHUNK)
         except BrokenPipeError:
             pass  # the program stopped reading: its exit status and message say why
         code = proc.wait()
@@ -142,8 +141,3 @@ def _reader(program: str, src: Path) -> io.BufferedIOBase:
     if program == "bzip2":
         return bz2.BZ2File(src, "rb")
     return lzma.LZMAFile(src, "rb")
-
-
-def _copy(stream: io.BufferedIOBase | IO[bytes], sink: IO[bytes]) -> None:
-    while chunk := stream.read(CHUNK):
-        sink.write(chunk)

@@ -31,6 +31,7 @@ import zlib
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 CHUNK = 1 << 20
 TRAILER = 8  # CRC-32 and size, after the deflate stream
@@ -115,54 +116,76 @@ def _chunks(path: Path, start: int = 0) -> Iterator[bytes]:
             yield chunk
 
 
+class BoundedInflate:
+    """Raw inflate (RFC 1951) into ``sink``, at most CHUNK bytes out per call so a highly compressed piece never
+    fills memory, keeping the CRC-32 and size of what came out, and stopping once that passes ``limit`` (a bomb
+    that under-declares its size cannot fill the temp disk: nothing past the limit is written)."""
+
+    def __init__(self, sink: BinaryIO, limit: int) -> None:
+        self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        self.sink = sink
+        self.limit = limit
+        self.crc = 0
+        self.size = 0
+
+    def feed(self, chunk: bytes) -> bool:
+        """Inflate ``chunk``; False once the output passes the limit. Raises zlib.error on a corrupt stream."""
+        pending = chunk
+        while True:
+            data = self.inflater.decompress(pending, CHUNK)
+            self.crc, self.size = zlib.crc32(data, self.crc), self.size + len(data)
+            if self.size > self.limit:
+                return False
+            self.sink.write(data)
+            pending = self.inflater.unconsumed_tail
+            if self.inflater.eof or (not pending and len(data) < CHUNK):
+                return True
+
+
 def inflate(path: Path, out: Path) -> tuple[int, int] | None:
     """Decompress the single gzip member in ``path`` to ``out``: (header length, deflate stream length), or
-    None when ``path`` is not exactly one gzip member with a matching CRC-32 and size trailer."""
+    None when ``path`` is not exactly one gzip member with a matching CRC-32 and size trailer (or inflates
+    past what its trailer allows)."""
     start = header_length(path)
     if start is None:
         return None
-    limit = _size_limit(path)
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    crc, size, used = 0, 0, 0
+    used = 0
     tail = b""
     try:
         with open(out, "wb") as sink:
+            stream = BoundedInflate(sink, _size_limit(path))
             for chunk in _chunks(path, start):
-                if inflater.eof:
+                if stream.inflater.eof:
                     tail += chunk
                     if len(tail) > TRAILER:
                         return None  # bytes after the trailer
                     continue
-                pending = chunk
-                while True:  # at most CHUNK bytes out per call: a highly compressed chunk never fills memory
-                    data = inflater.decompress(pending, CHUNK)
-                    crc, size = zlib.crc32(data, crc), size + len(data)
-                    if size > limit:
-                        return None  # more than the trailer allows (a bomb): stop before the disk fills
-                    sink.write(data)
-                    pending = inflater.unconsumed_tail
-                    if inflater.eof or (not pending and len(data) < CHUNK):
-                        break
-                used += len(chunk) - len(inflater.unused_data)
-                tail = inflater.unused_data
+                if not stream.feed(chunk):
+                    return None
+                used += len(chunk) - len(stream.inflater.unused_data)
+                tail = stream.inflater.unused_data
     except zlib.error:
         return None
-    if not inflater.eof or tail != struct.pack("<II", crc, size & 0xFFFFFFFF):
+    if not stream.inflater.eof or tail != struct.pack("<II", stream.crc, stream.size & 0xFFFFFFFF):
         return None  # truncated, several members, or bytes after the trailer
     return start, used
+
+
+def recorded_size(path: Path) -> int:
+    """The decompressed size a gzip file's trailer records (ISIZE: the size modulo 4 GiB); 0 if too short."""
+    total = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(max(total - 4, 0))
+        tail = f.read(4)
+    return int.from_bytes(tail, "little") if len(tail) == 4 else 0
 
 
 def _size_limit(path: Path) -> int:
     """The most a gzip file may decompress to: its trailer's size where that is exact (deflate expands at
     most ~1032:1, so a file under 4 MiB cannot pass 4 GiB), else 1032 times the file."""
     total = path.stat().st_size
-    with open(path, "rb") as f:
-        f.seek(max(total - 4, 0))
-        tail = f.read(4)
     bound = MAX_RATIO * total
-    if len(tail) == 4 and bound < 1 << 32:
-        return int.from_bytes(tail, "little")
-    return bound
+    return recorded_size(path) if total >= 4 and bound < 1 << 32 else bound
 
 
 def _compressor(level: int, mem_level: int, strategy: int = zlib.Z_DEFAULT_STRATEGY) -> zlib._Compress:

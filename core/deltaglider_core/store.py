@@ -526,16 +526,7 @@ class DeltaStore:
             where, f"s3://{loc.bucket}/{ref_key}", fields, reference, delta, out, scratch,
             lambda src, d, o, against: self._decode(loc, src, d, o, against),
         )  # fmt: skip
-        expected = meta_get(meta, "file-sha256")
-        actual = sha256_file(out)
-        if expected is not None and actual != expected:
-            raise IntegrityError(
-                f"{where}: the rebuilt file does not match its SHA-256 ({actual}, expected {expected}): {why}. "
-                "Nothing was written."
-            )
-        _check_hash(self.log, loc, loc.delta_key, expected, actual)
-        verified = expected is not None
-        return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), out.stat().st_size, actual, verified)
+        return self._rebuilt(loc, meta, out, why)
 
     def _read_external(
         self,
@@ -559,12 +550,17 @@ class DeltaStore:
         self._decode(loc, source, delta, target, against)
         if external.target is not None:
             external_compression.recompress(external.target, target, out, where)
+        return self._rebuilt(loc, meta, out, external_compression.mismatch_message(external))
+
+    def _rebuilt(self, loc: Location, meta: Mapping[str, str], out: Path, why: str) -> GetResult:
+        """Check a file rebuilt from decompressed contents against its SHA-256; a mismatch names ``why`` it can
+        differ (what recompressed it)."""
         expected = meta_get(meta, "file-sha256")
         actual = sha256_file(out)
         if expected is not None and actual != expected:
             raise IntegrityError(
-                f"{where}: the rebuilt file does not match its SHA-256 ({actual}, expected {expected}): "
-                f"{external_compression.mismatch_message(external)}. Nothing was written."
+                f"s3://{loc.bucket}/{loc.delta_key}: the rebuilt file does not match its SHA-256 ({actual}, expected "
+                f"{expected}): {why}. Nothing was written."
             )
         _check_hash(self.log, loc, loc.delta_key, expected, actual)
         verified = expected is not None

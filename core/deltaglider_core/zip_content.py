@@ -42,7 +42,6 @@ from . import gzip_content
 from .gzip_content import Setting
 from .vcdiff import varint_bytes
 from .zip_stream import (
-    CHUNK,
     CONTENT,
     DEFLATED,
     GZ_DEFLATED,
@@ -311,22 +310,22 @@ def _target_member(
         writer.raw_range(src, start, info.compress_size)
         return
     stream = _gzip_stream_key(content)
-    if stream is not None and stream in known.gzip_streams and outer is not None:
-        search.settings.append(outer)  # only the gzip header changed: the gzip file's bytes delta well
-        writer.segment(DEFLATED, content)
-        known.plan[info.filename] = known.plan.get(info.filename, 0) | CONTENT
-        return
-    inner = _nested_gzip(content, work, search) if stream is not None else None
+    # A gzip file inside whose compressed stream the reference has (only its header changed): its bytes, as a
+    # deflated member's contents, delta well; otherwise its own contents, when they rebuild.
+    header_only = stream is not None and stream in known.gzip_streams and outer is not None
+    inner = _nested_gzip(content, work, search) if stream is not None and not header_only else None
+
+    def decompressed(kind: int, payload: Path, settings: list[Setting], form: int, prefix: bytes = b"") -> None:
+        search.settings.extend(settings)  # rebuild order: a nested gzip's setting, then the member's
+        writer.segment(kind, payload, prefix=prefix)
+        known.plan[info.filename] = known.plan.get(info.filename, 0) | form  # the namesake's form to expand
+
     if inner is not None and inner[1] is not None:
-        search.settings.append(inner[1])
-        if outer is not None:
-            search.settings.append(outer)
-        writer.segment(GZ_DEFLATED if outer is not None else GZ_STORED, work / "inner", prefix=_header_prefix(inner[0]))
-        known.plan[info.filename] = known.plan.get(info.filename, 0) | INNER
+        kind = GZ_DEFLATED if outer is not None else GZ_STORED
+        settings = [inner[1]] if outer is None else [inner[1], outer]
+        decompressed(kind, work / "inner", settings, INNER, _header_prefix(inner[0]))
     elif outer is not None:
-        search.settings.append(outer)
-        writer.segment(DEFLATED, content)
-        known.plan[info.filename] = known.plan.get(info.filename, 0) | CONTENT
+        decompressed(DEFLATED, content, [outer], CONTENT)
     else:
         writer.raw_range(src, start, info.compress_size)
 
@@ -368,30 +367,17 @@ def _nested_gzip(content: Path, work: Path, search: _Search | None) -> tuple[byt
 
 
 def _inflate_range(src: BinaryIO, start: int, length: int, out: Path, size: int, crc: int) -> bool:
-    """Inflate the raw deflate stream at ``start`` into ``out``; True when it ends exactly at ``start + length``
-    with the recorded size and CRC-32."""
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    produced, check = 0, 0
+    """Inflate the raw deflate stream at ``start`` into ``out``, never past the member table's ``size``; True
+    when it ends exactly at ``start + length`` with that size and CRC-32."""
     try:
         with open(out, "wb") as sink:
+            stream = gzip_content.BoundedInflate(sink, size)
             for chunk in range_chunks(src, start, length):
-                if inflater.eof:
-                    return False
-                pending = chunk
-                while True:  # at most CHUNK bytes out per call: memory stays flat
-                    data = inflater.decompress(pending, CHUNK)
-                    produced, check = produced + len(data), zlib.crc32(data, check)
-                    if produced > size:
-                        return False  # more than the member table says (a bomb): stop before the disk fills
-                    sink.write(data)
-                    pending = inflater.unconsumed_tail
-                    if inflater.eof or (not pending and len(data) < CHUNK):
-                        break
-                if inflater.unused_data:
+                if stream.inflater.eof or not stream.feed(chunk) or stream.inflater.unused_data:
                     return False
     except zlib.error:
         return False
-    return inflater.eof and produced == size and check == crc
+    return stream.inflater.eof and stream.size == size and stream.crc == crc
 
 
 def _copy_range(src: BinaryIO, start: int, length: int, out: Path) -> None:

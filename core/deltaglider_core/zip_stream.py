@@ -8,6 +8,7 @@ archive from a target's stream (streaming, 1 MiB pieces; deflate by zlib or, whe
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -43,8 +44,7 @@ def write_delta(plan: Plan, vcdiff: Path, out: Path) -> None:
     packed = pack_plan(plan)
     with open(out, "wb") as sink, open(vcdiff, "rb") as src:
         sink.write(DELTA_MAGIC + struct.pack(">I", len(packed)) + packed)
-        while chunk := src.read(CHUNK):
-            sink.write(chunk)
+        shutil.copyfileobj(src, sink, CHUNK)
 
 
 def read_delta(delta: Path, vcdiff: Path) -> Plan:
@@ -56,8 +56,7 @@ def read_delta(delta: Path, vcdiff: Path) -> Plan:
         (length,) = struct.unpack(">I", head[len(DELTA_MAGIC) :])
         plan = unpack_plan(src.read(length))
         with open(vcdiff, "wb") as sink:
-            while chunk := src.read(CHUNK):
-                sink.write(chunk)
+            shutil.copyfileobj(src, sink, CHUNK)
     return plan
 
 
@@ -84,12 +83,8 @@ class Writer:
 
     def __init__(self, sink: BinaryIO) -> None:
         self.sink = sink
-        self.pending: list[tuple[BinaryIO, int, int] | bytes] = []
+        self.pending: list[tuple[BinaryIO, int, int]] = []  # (file, start, length) ranges, read at flush
         self.pending_size = 0
-
-    def raw_bytes(self, data: bytes) -> None:
-        self.pending.append(data)
-        self.pending_size += len(data)
 
     def raw_range(self, src: BinaryIO, start: int, length: int) -> None:
         if length > 0:
@@ -101,19 +96,15 @@ class Writer:
             return
         self.sink.write(bytes([RAW]) + varint_bytes(self.pending_size))
         for piece in self.pending:
-            if isinstance(piece, bytes):
-                self.sink.write(piece)
-            else:
-                for chunk in range_chunks(*piece):
-                    self.sink.write(chunk)
+            for chunk in range_chunks(*piece):
+                self.sink.write(chunk)
         self.pending, self.pending_size = [], 0
 
     def segment(self, kind: int, payload: Path, prefix: bytes = b"") -> None:
         self.flush_raw()
         self.sink.write(bytes([kind]) + varint_bytes(len(prefix) + payload.stat().st_size) + prefix)
         with open(payload, "rb") as f:
-            while chunk := f.read(CHUNK):
-                self.sink.write(chunk)
+            shutil.copyfileobj(f, self.sink, CHUNK)
 
     def trailer(self, settings: list[Setting]) -> None:
         runs: list[list[int]] = []
