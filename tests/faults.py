@@ -3,7 +3,8 @@
 Requests are forwarded unchanged (Host header included, so the client's SigV4 signature stays valid) with
 urllib3, except those a :class:`Fault` picks: the n-th request matching a method, a query/path test and a
 User-Agent can be answered with 500 InternalError, 503 SlowDown, 403 AccessDenied, a 301 PermanentRedirect or
-307 TemporaryRedirect, a TCP reset (no response at all), a stall (the reply held back for a while, so the
+307 TemporaryRedirect, a TCP reset (no response at all), a lost answer (forwarded, so the server acts on it, then
+the connection reset instead of the answer), a stall (the reply held back for a while, so the
 client's read timeout fires), or forwarded without ``If-None-Match`` / ``If-Match`` (a server that ignores
 conditional requests: the request is signed again with the test credentials, because botocore signs those
 headers).
@@ -34,7 +35,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-KINDS = ("500", "503", "403", "301", "307", "reset", "stall", "strip-conditions")
+KINDS = ("500", "503", "403", "301", "307", "reset", "lost-answer", "stall", "strip-conditions")
 _ERRORS = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
     "503": (503, "SlowDown", "Please reduce your request rate."),
@@ -99,6 +100,7 @@ class FaultProxy:
     faults: list[Fault] = field(default_factory=list)
     log: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path?query, what happened)
     proxied: list[tuple[str, str, str]] = field(default_factory=list)  # absolute-form: (method, URL, User-Agent)
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # (method, path, headers lower-case)
     tls: tuple[Any, Any] | None = None  # (certificate file, key file): serve HTTPS
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -123,6 +125,7 @@ class FaultProxy:
             self.faults.clear()
             self.log.clear()
             self.proxied.clear()
+            self.requests.clear()
 
     def _pick(self, method: str, path: str, query: str, headers: Any) -> Fault | None:
         with self._lock:
@@ -255,6 +258,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             fault = proxy._pick(method, path, query, self.headers)
             what = fault.kind if fault is not None else "forwarded"
             proxy.log.append((method, self.path, what))
+            with proxy._lock:
+                proxy.requests.append((method, self.path, {k.lower(): v for k, v in self.headers.items()}))
             if fault is not None and fault.kind in _ERRORS:
                 return self._error(*_ERRORS[fault.kind])
             if fault is not None and fault.kind == "reset":
@@ -267,9 +272,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.kind == "strip-conditions":
                 url = f"http://{self.headers['Host']}{self.path}"
                 headers = proxy._resign(method, url, headers, body)
-            self._forward(method, headers, body)
+            self._forward(method, headers, body, lost=fault is not None and fault.kind == "lost-answer")
 
-        def _forward(self, method: str, headers: dict[str, str], body: bytes) -> None:
+        def _forward(self, method: str, headers: dict[str, str], body: bytes, lost: bool = False) -> None:
             pool = proxy._pool
             if pool is None:  # stopped while this request stalled
                 return self._reset()
@@ -277,6 +282,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 method, self.path, body=body or None, headers=headers, redirect=False,
                 preload_content=True, decode_content=False, assert_same_host=False,
             )  # fmt: skip
+            if lost:  # the server acted on it; the client never hears
+                return self._reset()
             data = resp.data or b""
             self.send_response_only(resp.status, resp.reason)
             for name, value in resp.headers.items():

@@ -1,13 +1,20 @@
-"""A lighter transport for the hottest S3 reads: HEAD, ListObjectsV2 and GETs of small listed objects.
+"""A lighter transport for the hottest S3 requests: HEAD, ListObjectsV2, GETs of small listed objects and
+small unconditional PUTs.
 
-botocore spends ~0.7 ms of CPU per HEAD and ~60 µs per listed key (its XML parser and dateutil); on a
-2-core worker that, not the network, bounds detailed stats, metadata listings and migrations. Here the
-request is signed with SigV4 (``sigv4.py``, kept byte-for-byte equal to botocore's signer by its tests)
-using the credentials the caller hands over (``session.get_credentials()``: refreshable, so assumed roles
-keep working), sent over urllib3 (pooling, proxies, TLS; response headers read by ``lean_response.py``
-instead of the stdlib's email parser), and a LIST page is read with the C ElementTree parser. Each
-bucket's URL is the one the client itself would use: captured from the client's own endpoint resolution
-(region, addressing style, FIPS/dual-stack), never taken from a presigned URL.
+botocore spends ~0.7 ms of CPU per HEAD, more per PUT, and ~60 µs per listed key (its XML parser and
+dateutil); on a 2-core worker that, not the network, bounds detailed stats, metadata listings and
+migrations of small objects. Here the request is signed with SigV4 (``sigv4.py``, kept byte-for-byte equal
+to botocore's signer by its tests) using the credentials the caller hands over
+(``session.get_credentials()``: refreshable, so assumed roles keep working), sent over urllib3 (pooling,
+proxies, TLS; response headers read by ``lean_response.py`` instead of the stdlib's email parser), and a
+LIST page is read with the C ElementTree parser. Each bucket's URL is the one the client itself would use:
+captured from the client's own endpoint resolution (region, addressing style, FIPS/dual-stack), never taken
+from a presigned URL.
+
+A PUT carries the headers ``put_object`` would send (metadata, content type, payload SHA-256, CRC32 as the
+client's checksum setting says) plus ``Content-MD5``. Only unconditional PUTs come here, so boto3 sending
+one again after a lost answer writes the same object again; conditional writes (whose second attempt means
+something else) stay on boto3.
 
 It behaves as the client's own transport would: the proxy botocore would pick for the URL (``proxies`` in
 the client config, else ``HTTP(S)_PROXY`` / ``NO_PROXY``), TLS verified as ``verify`` says (the value the
@@ -24,9 +31,11 @@ equivalent: no credentials handed over, a client certificate, a proxy TLS config
 
 from __future__ import annotations
 
+import base64
 import collections
 import datetime as _dt
 import email.utils
+import hashlib
 import logging
 import os
 import random
@@ -35,6 +44,8 @@ import threading
 import time
 import urllib.parse
 import xml.etree.ElementTree as ElementTree
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +123,9 @@ class FastS3:
         self._failures: dict[str, int] = {}  # bucket -> consecutive transport failures
         self._open_until: dict[str, float] = {}  # bucket -> monotonic time its breaker closes again
         self.sleep = time.sleep  # replaceable in tests
+        # boto3 adds a CRC32 to PutObject unless the client says "when_required" (then only Content-MD5 here)
+        checksums = getattr(client.meta.config, "request_checksum_calculation", None)
+        self._crc32 = checksums != "when_required"
 
     def _layout(self, bucket: str) -> _Layout | None:
         with self._lock:
@@ -219,29 +233,44 @@ class FastS3:
                 self._routes[origin] = route
         return (origin, *route)
 
-    def _open(self, layout: _Layout, method: str, target: str, headers: dict[str, str], preload: bool) -> Any:
+    def _open(
+        self, layout: _Layout, method: str, target: str, headers: dict[str, str], body: bytes | None, preload: bool
+    ) -> Any:
         """Send the request: straight through the host's connection pool, or through the proxy's manager (which
         needs the absolute URL)."""
         origin, manager, pool = self._route(layout)
         if pool is None:
             return manager.urlopen(
-                method, origin + target, headers=headers, retries=False, redirect=False,
+                method, origin + target, body=body, headers=headers, retries=False, redirect=False,
                 preload_content=preload, decode_content=False,
             )  # fmt: skip
         return pool.urlopen(
-            method, target, headers=headers, retries=False, redirect=False, assert_same_host=False,
+            method, target, body=body, headers=headers, retries=False, redirect=False, assert_same_host=False,
             preload_content=preload, decode_content=False,
         )  # fmt: skip
 
     def _send(
-        self, bucket: str, layout: _Layout, method: str, path: str, query: str, max_body: int | None = None
+        self,
+        bucket: str,
+        layout: _Layout,
+        method: str,
+        path: str,
+        query: str,
+        max_body: int | None = None,
+        upload: Upload | None = None,
     ) -> _Answer | None:
         try:
-            headers = self.signer.headers(method, layout.netloc, path, query)
+            if upload is None:
+                headers = self.signer.headers(method, layout.netloc, path, query)
+            else:
+                headers = self.signer.headers(
+                    method, layout.netloc, path, query, extra=upload.headers, payload_sha256=upload.sha256
+                )
             headers["Host"] = headers.pop("host")  # the spelling urllib3's proxy manager replaces, not repeats
             headers["user-agent"] = USER_AGENT  # not signed
             target = f"{path}?{query}" if query else path
-            response = self._open(layout, method, target, headers, preload=max_body is None)
+            body = None if upload is None else upload.body
+            response = self._open(layout, method, target, headers, body, preload=max_body is None)
             answer = _read(response, method, max_body)
         except _TooLarge as exc:
             self._decline(bucket, str(exc))
@@ -299,6 +328,26 @@ class FastS3:
         self.answered += 1
         return fields, response.body
 
+    def put(self, bucket: str, key: str, body: bytes, metadata: Mapping[str, str], content_type: str) -> str | None:
+        """PUT a small body unconditionally, with the headers boto3's ``put_object`` would send for it; the new
+        object's ETag ("" when the server sent none), or None to ask boto3 instead. Only unconditional writes
+        come here: if the answer is lost after the server stored the object, boto3 writing the same bytes and
+        headers again is harmless."""
+        upload = _upload(body, metadata, content_type, crc32=self._crc32)
+        if upload is None:
+            self._decline(bucket, "PUT metadata boto3 would send otherwise (or refuse)")
+            return None
+        layout = self._layout(bucket)
+        if layout is None:
+            return None
+        response = self._send(bucket, layout, "PUT", layout.base + quote_path(key), "", upload=upload)
+        if response is None or response.status != 200:
+            if response is not None and response.status == 404:
+                self._decline(bucket, "PUT answered 404")  # no such bucket: boto3's typed error says so
+            return None
+        self.answered += 1
+        return response.headers.get("etag", "").strip('"')
+
     def list_page(self, params: dict[str, Any]) -> dict[str, Any] | None:
         """One ListObjectsV2 page shaped as boto3 returns it (keys decoded), or None to ask boto3 instead."""
         bucket = params.get("Bucket")
@@ -321,6 +370,25 @@ class FastS3:
             return None
         self.answered += 1
         return page
+
+
+def _upload(body: bytes, metadata: Mapping[str, str], content_type: str, *, crc32: bool) -> Upload | None:
+    """The PUT's headers: what ``put_object(Body, Metadata, ContentType)`` sends, plus ``Content-MD5`` (the
+    server checks the bytes it stored). None when a header would not go on the wire as given: non-ASCII or
+    control characters (botocore refuses those), or spacing that signing would canonicalise."""
+    headers = {"content-type": content_type}
+    for name, value in metadata.items():
+        headers[f"x-amz-meta-{name}"] = value
+    for name, value in headers.items():
+        if not (name.isascii() and value.isascii() and value.isprintable() and name.isprintable()):
+            return None
+        if name != name.lower() or " ".join(value.split()) != value or ":" in name or " " in name:
+            return None
+    headers["content-md5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
+    if crc32:  # botocore's default (request_checksum_calculation="when_supported"): S3 keeps it with the object
+        headers["x-amz-checksum-crc32"] = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+        headers["x-amz-sdk-checksum-algorithm"] = "CRC32"
+    return Upload(body, headers, hashlib.sha256(body).hexdigest())
 
 
 def _object_fields(headers: dict[str, str]) -> dict[str, Any] | None:
@@ -362,6 +430,16 @@ def _parse_list(body: bytes) -> dict[str, Any]:
         "IsTruncated": (root.findtext(_NS + "IsTruncated") or "false") == "true",
         "NextContinuationToken": root.findtext(_NS + "NextContinuationToken"),
     }
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A PUT's body with its signed headers (``content-md5``, ``content-type``, ``x-amz-meta-*``, checksums) and
+    the body's SHA-256 (hex), which the signature covers."""
+
+    body: bytes
+    headers: dict[str, str]
+    sha256: str
 
 
 @dataclass(frozen=True)

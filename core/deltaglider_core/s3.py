@@ -24,6 +24,7 @@ CHUNK = 1 << 20
 DEFAULT_MULTIPART_THRESHOLD = 256 << 20
 DEFAULT_PART_SIZE = 64 << 20
 FAST_GET_MAX = 4 << 20  # objects up to this size may be read in one exchange over the fast transport
+FAST_PUT_MAX = 1 << 20  # unconditional uploads up to this size may go over the fast transport
 MAX_PARTS = 9_000  # below S3's 10,000-part limit
 COPY_OBJECT_MAX = 5 << 30  # CopyObject's limit; larger objects are copied in parts
 LIST_PAGE_SIZE: int | None = None  # ListObjectsV2 MaxKeys of new instances (None: the server's, 1,000 on S3)
@@ -341,6 +342,11 @@ class S3:
     ) -> str | None:
         """Upload a file and return the new object's ETag ("" if the server sent none). With ``if_none_match``,
         return None (and write nothing) if the key exists."""
+        fast = None if if_none_match else self.fast  # conditional writes stay on boto3 (exactly once, typed)
+        if fast is not None and os.path.getsize(path) <= FAST_PUT_MAX:
+            etag = fast.put(bucket, key, Path(path).read_bytes(), metadata, content_type)
+            if etag is not None:
+                return etag
         extra: dict[str, Any] = {"Metadata": dict(metadata), "ContentType": content_type}
         if if_none_match:
             extra["IfNoneMatch"] = "*"

@@ -1,4 +1,4 @@
-"""AWS Signature Version 4 for S3 requests without a body (HEAD, GET), as headers.
+"""AWS Signature Version 4 for S3 requests, as headers: HEAD, GET and small PUTs whose payload hash is known.
 
 The algorithm is AWS's documented one (canonical request, string to sign, HMAC-derived key); for S3 the
 path is not normalised or double-encoded. The derived key is cached per day and region, so signing a
@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import threading
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -61,19 +61,32 @@ class SigV4Signer:
         return key
 
     def headers(
-        self, method: str, host: str, path: str, query: str, *, now: _dt.datetime | None = None
+        self,
+        method: str,
+        host: str,
+        path: str,
+        query: str,
+        *,
+        extra: Mapping[str, str] | None = None,
+        payload_sha256: str = EMPTY_SHA256,
+        now: _dt.datetime | None = None,
     ) -> dict[str, str]:
-        """The headers that authenticate ``method host path?query`` (path already quoted, query canonical)."""
+        """The headers that authenticate ``method host path?query`` (path already quoted, query canonical).
+
+        ``extra`` headers (e.g. ``content-md5``, ``x-amz-meta-*``) are sent and signed with it; their values are
+        signed as AWS canonicalises them (trimmed, runs of spaces as one), so callers send them in that form.
+        ``payload_sha256`` is the body's SHA-256 (hex), the empty body's by default."""
         creds = self._credentials()
         stamp = (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
         day = stamp[:8]
-        headers = {"host": host, "x-amz-content-sha256": EMPTY_SHA256, "x-amz-date": stamp}
+        headers = {k.lower(): " ".join(v.split()) for k, v in (extra or {}).items()}
+        headers.update({"host": host, "x-amz-content-sha256": payload_sha256, "x-amz-date": stamp})
         if creds.token:
             headers["x-amz-security-token"] = creds.token
         names = sorted(headers)
         signed = ";".join(names)
         canonical = "\n".join(
-            [method, path, query, *(f"{n}:{headers[n].strip()}" for n in names), "", signed, EMPTY_SHA256]
+            [method, path, query, *(f"{n}:{headers[n].strip()}" for n in names), "", signed, payload_sha256]
         )
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"

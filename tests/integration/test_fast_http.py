@@ -235,3 +235,142 @@ def test_tls_is_verified_as_the_clients_verify_says(filled: Any, seaweed: Any, t
             s3.head(filled.bucket, "plain.txt")
         assert s3.fast is not None and s3.fast.answered == 0
         assert s3.fast.declined == {"HEAD failed: SSLError": 1}
+
+
+# ---------------------------------------------------------------- small unconditional PUTs
+META = {"dg-tool": "deltaglider/6.2.0", "dg-original-name": "build log 7.txt", "dg-file-size": "3000"}
+NOT_COMPARED = {"authorization", "x-amz-date", "user-agent", "expect", "amz-sdk-invocation-id", "amz-sdk-request"}
+
+
+@pytest.mark.parametrize("checksums", ["when_supported", "when_required"])
+def test_small_puts_go_fast_with_the_headers_boto3_sends(
+    seaweed_s3: Any, proxy: Any, seaweed: Any, tmp_path: Any, checksums: str
+) -> None:
+    import hashlib
+
+    body = bytes(range(256)) * 11 + b"tail"
+    source = tmp_path / "log.txt"
+    source.write_bytes(body)
+    client = proxy.client(request_checksum_calculation=checksums)
+    fast, boto3_only = S3(client, credentials=seaweed.credentials()), S3(client)
+    etags = [
+        fast.upload(source, seaweed_s3.bucket, "put/fast", META),
+        boto3_only.upload(source, seaweed_s3.bucket, "put/boto3", META),
+    ]
+    assert fast.fast is not None and fast.fast.answered == 1 and not fast.fast.declined
+    sent = {path.rpartition("/")[2]: headers for method, path, headers in proxy.requests if method == "PUT"}
+    assert sent["fast"]["user-agent"] == USER_AGENT and "Boto3" in sent["boto3"]["user-agent"]
+    theirs = {k: v for k, v in sent["boto3"].items() if k not in NOT_COMPARED}
+    ours = {k: v for k, v in sent["fast"].items() if k not in NOT_COMPARED}
+    assert ours.pop("content-md5") == __import__("base64").b64encode(hashlib.md5(body).digest()).decode()
+    assert ours == theirs  # every other header boto3 sends, with its value (payload SHA-256 and CRC32 included)
+    assert ("x-amz-checksum-crc32" in ours) == (checksums == "when_supported")
+    heads = [
+        client.head_object(Bucket=seaweed_s3.bucket, Key=f"put/{k}", ChecksumMode="ENABLED") for k in ("fast", "boto3")
+    ]
+    for field in ("ETag", "Metadata", "ContentType", "ContentLength", "ChecksumCRC32"):
+        assert heads[0].get(field) == heads[1].get(field), field
+    assert etags[0] == etags[1] == hashlib.md5(body).hexdigest()
+    assert client.get_object(Bucket=seaweed_s3.bucket, Key="put/fast")["Body"].read() == body
+
+
+def test_a_put_boto3_would_send_otherwise_is_left_to_it(seaweed_s3: Any, seaweed: Any, tmp_path: Any) -> None:
+    from deltaglider_core.s3 import FAST_PUT_MAX
+
+    source = tmp_path / "f"
+    source.write_bytes(b"x" * 100)
+    s3 = seaweed_s3.store().s3
+    assert s3.fast is not None
+    with pytest.raises(StorageError, match="Non ascii"):  # botocore's own refusal, typed, naming the key
+        s3.upload(source, seaweed_s3.bucket, "put/ü", {"dg-original-name": "ü.txt"})
+    assert s3.fast.declined == {"PUT metadata boto3 would send otherwise (or refuse)": 1}
+    assert s3.upload(source, seaweed_s3.bucket, "put/spaced", {"dg-original-name": "a  b.txt"})  # boto3 sends as is
+    assert seaweed_s3.client.head_object(Bucket=seaweed_s3.bucket, Key="put/spaced")["Metadata"] == {
+        "dg-original-name": "a  b.txt"
+    }
+    big = tmp_path / "big"
+    big.write_bytes(b"y" * (FAST_PUT_MAX + 1))
+    s3.upload(big, seaweed_s3.bucket, "put/big", {})
+    s3.upload(source, seaweed_s3.bucket, "put/conditional", {}, if_none_match=True)
+    assert s3.fast.answered == 0  # too big, conditional: boto3's
+
+
+@pytest.mark.parametrize(
+    ("kind", "declined"),
+    [("reset", "PUT failed: ProtocolError"), ("lost-answer", "PUT failed: ProtocolError"),
+     ("503", "PUT answered 503"), ("500", "PUT answered 500")],
+)  # fmt: skip
+def test_a_failed_fast_put_is_written_once_more_by_boto3(
+    seaweed_s3: Any, proxy: Any, seaweed: Any, tmp_path: Any, kind: str, declined: str
+) -> None:
+    source = tmp_path / "f"
+    source.write_bytes(b"payload " * 200)
+    s3 = _through(proxy, seaweed)
+    assert s3.fast is not None
+    waits: list[float] = []
+    s3.fast.sleep = waits.append  # type: ignore[method-assign]
+    fault = Fault(kind, method="PUT", agent="fast-transport")
+    proxy.inject(fault)
+    etag = s3.upload(source, seaweed_s3.bucket, "put/faulty", META)
+    assert fault.fired == 1 and s3.fast.declined == {declined: 1} and s3.fast.answered == 0
+    assert len(waits) == (1 if kind in ("503", "500") else 0)  # a 5xx waits before boto3 retries
+    got = seaweed_s3.client.get_object(Bucket=seaweed_s3.bucket, Key="put/faulty")
+    assert got["Body"].read() == source.read_bytes() and got["Metadata"] == META and got["ETag"].strip('"') == etag
+    puts = [agent_of(headers) for method, _, headers in proxy.requests if method == "PUT"]
+    assert puts == ["fast", "boto3"]  # one fast attempt, then boto3's, nothing more
+    s3.upload(source, seaweed_s3.bucket, "put/after", META)
+    assert s3.fast.answered == 1  # the breaker stayed closed: the next PUT is fast again
+
+
+def agent_of(headers: dict[str, str]) -> str:
+    return "fast" if headers.get("user-agent") == USER_AGENT else "boto3"
+
+
+def test_a_stalling_put_endpoint_costs_at_most_three_timeouts(
+    seaweed_s3: Any, proxy: Any, seaweed: Any, tmp_path: Any
+) -> None:
+    source = tmp_path / "f"
+    source.write_bytes(b"z" * 64)
+    s3 = _through(proxy, seaweed)
+    fault = Fault("stall", method="PUT", agent="fast-transport", times=100, stall=2.0)
+    proxy.inject(fault)
+    for i in range(6):
+        s3.upload(source, seaweed_s3.bucket, f"put/stall-{i}", {})
+    assert fault.fired == 3
+    assert s3.fast is not None and s3.fast.declined == {"PUT failed: ReadTimeoutError": 3, "breaker open": 3}
+    assert all(
+        seaweed_s3.client.head_object(Bucket=seaweed_s3.bucket, Key=f"put/stall-{i}")["ContentLength"] == 64
+        for i in range(6)
+    )
+
+
+def test_a_refused_put_leaves_the_bucket_to_boto3(seaweed_s3: Any, proxy: Any, seaweed: Any, tmp_path: Any) -> None:
+    source = tmp_path / "f"
+    source.write_bytes(b"r" * 64)
+    s3 = _through(proxy, seaweed)
+    fault = Fault("403", method="PUT", agent="fast-transport", times=100)
+    proxy.inject(fault)
+    for i in range(3):
+        s3.upload(source, seaweed_s3.bucket, f"put/refused-{i}", {})
+    assert fault.fired == 1 and s3.fast is not None and s3.fast.answered == 0
+    assert s3.fast.declined == {"PUT answered 403: bucket left to boto3 from now on": 1, "bucket left to boto3": 2}
+
+
+def test_conditional_writes_never_take_the_fast_path(seaweed_s3: Any, proxy: Any, seaweed: Any, builds: Any) -> None:
+    from deltaglider_core import DeltaStore
+
+    store = DeltaStore(proxy.client(), credentials=seaweed.credentials())
+    for version in range(3):
+        store.put(builds(version), seaweed_s3.bucket, f"rel/app-1.0.{version}.zip")
+    # A conditional write onto an existing key is refused as asked, and the object stays as it was.
+    assert store.s3.upload(builds(9), seaweed_s3.bucket, "rel/app-1.0.1.zip.delta", {}, if_none_match=True) is None
+    store.close()
+    puts: dict[str, dict[str, str]] = {}
+    for method, path, headers in proxy.requests:
+        if method == "PUT":
+            puts.setdefault(path.rpartition("/")[2], headers)  # each key's first PUT
+    assert agent_of(puts["app-1.0.1.zip.delta"]) == "fast" and "if-none-match" not in puts["app-1.0.1.zip.delta"]
+    assert agent_of(puts["reference.bin"]) == "boto3" and puts["reference.bin"]["if-none-match"] == "*"
+    conditional = [agent_of(h) for method, _, h in proxy.requests if method == "PUT" and "if-none-match" in h]
+    assert len(conditional) >= 2 and set(conditional) == {"boto3"}  # every one: the reference, the refused write
+    assert seaweed_s3.client.head_object(Bucket=seaweed_s3.bucket, Key="rel/app-1.0.1.zip.delta")["Metadata"]

@@ -60,3 +60,35 @@ def test_signing_key_follows_rotated_credentials() -> None:
 def test_quoting_rules() -> None:
     assert quote_path("a b/c+d~e_f.g-h") == "a%20b/c%2Bd~e_f.g-h"
     assert canonical_query([("b", "x/y"), ("a", "1 2"), ("a", "0")]) == "a=0&a=1%202&b=x%2Fy"
+
+
+@pytest.mark.parametrize("token", [None, "session/token+=="])
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_put_with_headers_and_payload_hash_matches_botocore(token: str | None, scheme: str) -> None:
+    import base64
+    import hashlib
+
+    body = b"log line \x00\xff" * 300
+    creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    extra = {
+        "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode(),
+        "Content-Type": "application/octet-stream",
+        "x-amz-meta-dg-original-name": "a b  c.log",  # AWS canonicalises runs of spaces; so must we
+        "x-amz-meta-dg-file-sha256": hashlib.sha256(body).hexdigest(),
+        "x-amz-checksum-crc32": "AAAAAA==",
+        "x-amz-sdk-checksum-algorithm": "CRC32",
+    }
+    path = "/bucket-1/" + quote_path("logs/ü 1+2.log")
+    ours = SigV4Signer(lambda: creds, "us-west-2").headers(
+        "PUT", "127.0.0.1:8333", path, "", extra=extra, payload_sha256=hashlib.sha256(body).hexdigest(), now=NOW
+    )
+    request = AWSRequest(method="PUT", url=f"{scheme}://127.0.0.1:8333{path}", data=body, headers=dict(extra))
+    boto_creds = BotoCredentials(creds.access_key, creds.secret_key, creds.token)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=NOW.replace(tzinfo=None)):
+        # botocore signs the payload's SHA-256 over http (and with payload signing on over https); we always do
+        request.context["client_config"] = mock.Mock(s3={"payload_signing_enabled": True})
+        S3SigV4Auth(boto_creds, "s3", "us-west-2").add_auth(request)
+    theirs = {k.lower(): v for k, v in request.headers.items()}
+    assert theirs["x-amz-content-sha256"] == ours["x-amz-content-sha256"] == hashlib.sha256(body).hexdigest()
+    assert ours["authorization"] == theirs["authorization"]
+    assert "content-md5;content-type;host;x-amz-checksum-crc32" in ours["authorization"]
