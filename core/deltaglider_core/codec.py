@@ -42,9 +42,10 @@ class Codec(Protocol):
 
     name: str
 
-    def encode(self, source: Path, target: Path, out: Path, window: int | None = None) -> str:
+    def encode(self, source: Path, target: Path, out: Path, window: int | None = None, *, quick: bool = False) -> str:
         """Write the VCDIFF delta of ``target`` against ``source`` to ``out``; return the options used.
-        ``window``: the source window in bytes (None: one that covers the whole source)."""
+        ``window``: the source window in bytes (None: one that covers the whole source). ``quick``: the fastest
+        compression level, for estimates (a probe) rather than for storing."""
         ...
 
     def decode(self, source: Path, delta: Path, out: Path, window: int | None = None) -> None:
@@ -128,8 +129,8 @@ class XDelta3Codec:
         chosen = whole if window is None else min(window, whole)
         return [*runner.extra_flags, "-S", "none", "-B", str(chosen)]
 
-    def encode(self, source: Path, target: Path, out: Path, window: int | None = None) -> str:
-        flags = [f"-{self.level}", *self._flags(self._runner, source, window)]
+    def encode(self, source: Path, target: Path, out: Path, window: int | None = None, *, quick: bool = False) -> str:
+        flags = [f"-{1 if quick else self.level}", *self._flags(self._runner, source, window)]
         code, err = self._runner.run(["-e", "-f", *flags, "-s", str(source), str(target), str(out)])
         if code != 0:
             raise CodecError(

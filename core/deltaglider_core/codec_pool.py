@@ -2,7 +2,10 @@
 process runs one encode or decode at a time. :class:`ProcessRunner` runs the first call in the task process
 as before and each concurrent one in a worker process of its own (a pool started on first need,
 ``workers - 1`` processes, shut down by ``close()``), so a single upload starts no process at all while
-migrations, multi-file uploads, syncs and downloads with several threads use every core.
+migrations, multi-file uploads, syncs and downloads with several threads use every core. Once the caller
+announces parallel work (``warm()``: migrations, multi-file uploads, syncs, downloads), every call goes to a
+worker (``workers`` of them, started at once): the wheel's encoder holds the GIL for its whole run, so an
+encode in the task process would stall every other thread's transfers and hashing meanwhile.
 
 The workers are ``python -m deltaglider_core.codec_worker`` processes (see that module for why not
 ``multiprocessing``), each answering one call at a time over its stdin/stdout. A worker that cannot start
@@ -157,6 +160,7 @@ class ProcessRunner:
         self._running = 0
         self._pool: _Workers | None = None
         self._pool_failed = False
+        self._parallel = False  # warm(): parallel work, every call in a worker so this process keeps its GIL
         self.remote_calls = 0  # calls answered by a worker process (for tests and benchmarks)
 
     def _admit(self, cost: int) -> None:
@@ -175,7 +179,7 @@ class ProcessRunner:
     def _executor(self) -> _Workers | None:
         with self._state:
             if self._pool is None and not self._pool_failed and self.workers > 1:
-                self._pool = _Workers(self.library_path, self.workers - 1)
+                self._pool = _Workers(self.library_path, self.workers if self._parallel else self.workers - 1)
             return self._pool
 
     def _broken(self, pool: _Workers, exc: BaseException) -> None:
@@ -195,7 +199,7 @@ class ProcessRunner:
         cost = call_cost(args)
         self._admit(cost)
         try:
-            done = self._local.try_run(args)
+            done = None if self._parallel else self._local.try_run(args)
             if done is not None:
                 return done
             pool = self._executor()
@@ -212,7 +216,13 @@ class ProcessRunner:
             self._release(cost)
 
     def warm(self) -> None:
-        """Start the worker processes now rather than on the first concurrent call (parallel work is coming)."""
+        """Parallel work is coming: from now on every call runs in a worker process (``workers`` of them, started
+        now rather than on the first concurrent call), none in this process. An in-process encode holds the GIL
+        for its whole run, which would stall every other thread's transfers and hashing meanwhile."""
+        with self._state:
+            self._parallel = True
+            if self._pool is not None:
+                self._pool.size = self.workers
         pool = self._executor()
         if pool is None:
             return

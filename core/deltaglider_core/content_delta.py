@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from . import gzip_content, zip_content, zip_stream
 from .budget import full_window
@@ -38,11 +39,18 @@ SQUEEZE_BELOW = 0.995  # an xz-compressed content delta is stored when it is at 
 SQUEEZE_UP_TO = 32 << 20  # larger deltas are left plain: xz compresses a few MB/s
 CHUNK = 1 << 20
 PARTIAL_WINDOW = 64 << 20  # the source window when the whole source does not fit the budget (see window())
+SMALLEST_WINDOW = 512 << 10  # xdelta3's smallest -B: a probe of small members costs its tables, not 1 MiB's
 MARGIN = 256 << 20  # temp disk left free beyond what a content-level delta is expected to use
 WORTH_TRYING = 0.01  # a byte-level delta at most this share of the file: content deltas are not tried
 KEEP_BELOW = 0.9  # a content delta is kept only below this share of the byte-level delta
 
-Encode = Callable[[Path, Path, Path], str]  # (source, target, delta) -> the command used
+
+class Encode(Protocol):
+    def __call__(self, source: Path, target: Path, delta: Path, /, *, quick: bool = False) -> str:
+        """Write the delta; return the command used. ``quick``: fastest level (the zip probe's estimates)."""
+        ...
+
+
 Decode = Callable[[Path, Path, Path, str], None]  # (source, delta, out, what the source is) -> None
 
 
@@ -131,7 +139,10 @@ def _unsqueeze(where: str, meta: Mapping[str, str], delta: Path, scratch: Path) 
 def window(source_size: int, allowed: int) -> int:
     """The source window for a content delta: the whole source when the memory budget allows it, else
     xdelta3's own default (64 MiB) or less. Measured on botocore sdists (147 MB of tar): a 128 MiB window,
-    part of the source, gives 12-17% larger deltas than 64 MiB, which matches a whole-source window."""
+    part of the source, gives 12-17% larger deltas than 64 MiB, which matches a whole-source window. A source
+    of at most 512 KiB (the zip probe's members) gets xdelta3's smallest window: 3 ms an encode, not 9."""
+    if source_size <= SMALLEST_WINDOW:
+        return SMALLEST_WINDOW
     whole = full_window(source_size)
     return whole if whole <= allowed else min(allowed, PARTIAL_WINDOW)
 

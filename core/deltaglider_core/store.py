@@ -302,14 +302,11 @@ class DeltaStore:
         size = delta.stat().st_size
         if self.deltaglider_compatible or not content_delta.worth_trying(size, source.stat().st_size):
             return cmd, None
-        content = content_delta.encode(
-            reference,
-            source,
-            scratch,
-            lambda r, t, d: self.codec.encode(r, t, d, content_delta.window(r.stat().st_size, self.window)),
-            self._side,
-            self.log,
-        )
+
+        def encode_with(r: Path, t: Path, d: Path, *, quick: bool = False) -> str:
+            return self.codec.encode(r, t, d, content_delta.window(r.stat().st_size, self.window), quick=quick)
+
+        content = content_delta.encode(reference, source, scratch, encode_with, self._side, self.log)
         if content is None:
             return cmd, None
         content = content_delta.squeeze(content)

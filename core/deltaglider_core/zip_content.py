@@ -132,7 +132,7 @@ def normalise_target(archive: Path, out: Path, work: Path, reference: Path) -> P
     return plan if _normalise(archive, out, work, _Known(known, streams, plan), {}) else None
 
 
-def promising(reference: Path, target: Path, work: Path, encode: Callable[[Path, Path, Path], object]) -> bool:
+def promising(reference: Path, target: Path, work: Path, encode: Callable[..., object]) -> bool:
     """Whether a content delta can beat the byte-level one, judged on the largest members the target changed
     (same name, other bytes): a gzip file inside whose compressed stream is unchanged (only its header moved)
     says yes at once; otherwise their contents are delta-encoded against their namesakes' and must come to
@@ -166,7 +166,7 @@ def promising(reference: Path, target: Path, work: Path, encode: Callable[[Path,
             both = stream_a is not None and stream_b is not None
             if both and gzip_content.inflate(a, inner_a) and gzip_content.inflate(b, inner_b):
                 a, b = inner_a, inner_b  # compare the gzip files' contents
-            encode(a, b, work / "probe.delta")
+            encode(a, b, work / "probe.delta", quick=True)  # xdelta3 -1: ~10x faster than -9 on new content
             delta += (work / "probe.delta").stat().st_size
             compressed += info.compress_size
             if delta >= compressed:

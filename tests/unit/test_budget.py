@@ -63,9 +63,11 @@ def test_store_encodes_and_decodes_with_the_budget_window(moto_s3: Any, builds: 
     class Spy:
         name = real.name
 
-        def encode(self, source: Path, target: Path, out: Path, window: int | None = None) -> str:
+        def encode(
+            self, source: Path, target: Path, out: Path, window: int | None = None, *, quick: bool = False
+        ) -> str:
             calls.append(("encode", window))
-            return real.encode(source, target, out, window)
+            return real.encode(source, target, out, window, quick=quick)
 
         def decode(self, source: Path, delta: Path, out: Path, window: int | None = None) -> None:
             calls.append(("decode", window))

@@ -320,10 +320,14 @@ def test_only_archives_whose_members_were_edited_are_worth_a_content_delta(build
     work = tmp_path / "w"
     work.mkdir()
 
-    def encode(a: Path, b: Path, d: Path) -> str:
-        return codec.encode(a, b, d)
+    levels: list[bool] = []
+
+    def encode(a: Path, b: Path, d: Path, *, quick: bool = False) -> str:
+        levels.append(quick)
+        return codec.encode(a, b, d, quick=quick)
 
     assert not zip_content.promising(builds(0), builds(1), work, encode)
+    assert levels and all(levels)  # a probe estimates at xdelta3's fastest level (-1), ~10x faster than -9
     assert zip_content.promising(wheel(tmp_path / "a", 0), wheel(tmp_path / "b", 1), work, encode)
     header_only = tmp_path / "h"
     header_only.mkdir()
