@@ -90,6 +90,10 @@ class SeaweedServer:
         args = [weed_binary(), "mini", f"-dir={self.data_dir}", f"-ip={HOST}", f"-ip.bind={HOST}"]
         args += [f"-{flag}={port}" for flag, port in self.ports.items()]
         args += ["-master.telemetry=false"]  # on by default: it would report to telemetry.seaweedfs.com
+        # Each bucket is a collection that takes ~7 volumes; by default the volume count is capped at free disk /
+        # 128 MB, so ~46 buckets on a disk with 47 GB free: suites and benchmarks create more. Volumes are sparse
+        # files (no preallocation): a higher cap costs no disk until data is written.
+        args += ["-volume.max=4000"]
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
         log = open(self.data_dir / "weed.log", "wb")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(
