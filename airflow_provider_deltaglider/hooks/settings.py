@@ -133,6 +133,26 @@ def aws_only_extras(extra: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(name for name in AWS_SESSION_EXTRAS if extra.get(name) not in (None, "", {}, []))
 
 
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _flag(conn_id: str, extra: dict[str, Any], name: str, default: bool | None = None) -> bool | None:
+    """A boolean extra, read one way for all of them: a JSON bool or true/false, 1/0, yes/no, on/off (any
+    case); absent or empty gives ``default``; anything else is an error naming the connection and extra (a
+    typo must not silently mean true for one flag and false for another)."""
+    value = extra.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise SettingsError(
+        f"Connection {conn_id!r}: {name}={value!r} is not a boolean; use true or false (1/0, yes/no, on/off)."
+    )
+
+
 def settings_from_connection(
     conn: ConnectionLike, *, region_name: str | None = None, endpoint_url: str | None = None
 ) -> ConnectionSettings:
@@ -157,13 +177,9 @@ def settings_from_connection(
         conn_id=conn.conn_id,
         conn_type=str(getattr(conn, "conn_type", None) or "deltaglider"),
         verify=_verify(conn.conn_id, extra.get("verify")),
-        allow_unconditional_writes=str(extra.get("allow_unconditional_writes", "")).lower() in ("true", "1", "yes"),
-        fast_transport=str(extra.get("fast_transport", "true")).lower() not in ("false", "0", "no", "off"),
-        deltaglider_compatible=(
-            None
-            if extra.get("deltaglider_compatible") in (None, "")
-            else str(extra["deltaglider_compatible"]).lower() in ("true", "1", "yes", "on")
-        ),
+        allow_unconditional_writes=_flag(conn.conn_id, extra, "allow_unconditional_writes") or False,
+        fast_transport=_flag(conn.conn_id, extra, "fast_transport", default=True) is not False,
+        deltaglider_compatible=_flag(conn.conn_id, extra, "deltaglider_compatible"),
         aws_session_extras=aws_only_extras(extra),
         access_key_id=conn.login or _first(extra, "aws_access_key_id"),
         secret_access_key=conn.password or _first(extra, "aws_secret_access_key"),

@@ -85,7 +85,6 @@ def test_store_close_stops_its_worker_processes(moto_s3: Any, builds: Any) -> No
         gate.wait()
         return store.put(builds(1, seed=i, name=f"app{i}"), moto_s3.bucket, f"s{i}/app{i}-1.0.1.zip").kind
 
-
     with LibraryRunner._lock, ThreadPoolExecutor(2) as pool:  # this process busy: the encodes go to workers
         assert list(pool.map(put, range(2))) == ["delta", "delta"]
     runner = store.codec.runner  # type: ignore[attr-defined]  # an XDelta3Codec

@@ -80,12 +80,28 @@ def test_amazon_provider_extras_and_default_chain() -> None:
         ({"max_ratio": "lots"}, "max_ratio='lots' is not a valid float"),
         ({"endpoint_url": "minio:9000"}, "must start with http:// or https://"),
         ({"config_kwargs": "{nope"}, "config_kwargs is not valid JSON"),
+        ({"fast_transport": "nope"}, "fast_transport='nope' is not a boolean"),
+        ({"allow_unconditional_writes": "y"}, "allow_unconditional_writes='y' is not a boolean"),
+        ({"deltaglider_compatible": 2}, "deltaglider_compatible=2 is not a boolean"),
     ],
 )
 def test_bad_extras_are_explained(extra: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError) as err:
         settings_from_connection(FakeConn(**extra))
     assert message in str(err.value) and "'c1'" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(True, True), ("TRUE", True), ("1", True), ("yes", True), ("On", True), (1, True),
+     (False, False), ("false", False), ("0", False), ("no", False), ("OFF", False), (0, False)],
+)  # fmt: skip
+def test_boolean_extras_are_read_one_way(value: Any, expected: bool) -> None:
+    flags = ("allow_unconditional_writes", "fast_transport", "deltaglider_compatible")
+    s = settings_from_connection(FakeConn(**dict.fromkeys(flags, value)))
+    assert (s.allow_unconditional_writes, s.fast_transport, s.deltaglider_compatible) == (expected,) * 3
+    unset = settings_from_connection(FakeConn())
+    assert (unset.allow_unconditional_writes, unset.fast_transport, unset.deltaglider_compatible) == (False, True, None)
 
 
 def test_hook_builds_a_working_store(
