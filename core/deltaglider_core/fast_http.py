@@ -333,12 +333,12 @@ class FastS3:
         object's ETag ("" when the server sent none), or None to ask boto3 instead. Only unconditional writes
         come here: if the answer is lost after the server stored the object, boto3 writing the same bytes and
         headers again is harmless."""
+        layout = self._layout(bucket)
+        if layout is None:
+            return None  # boto3's bucket (or its breaker is open): nothing hashed for nothing
         upload = _upload(body, metadata, content_type, crc32=self._crc32)
         if upload is None:
             self._decline(bucket, "PUT metadata boto3 would send otherwise (or refuse)")
-            return None
-        layout = self._layout(bucket)
-        if layout is None:
             return None
         response = self._send(bucket, layout, "PUT", layout.base + quote_path(key), "", upload=upload)
         if response is None or response.status != 200:

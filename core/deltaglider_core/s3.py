@@ -342,9 +342,10 @@ class S3:
     ) -> str | None:
         """Upload a file and return the new object's ETag ("" if the server sent none). With ``if_none_match``,
         return None (and write nothing) if the key exists."""
+        size = os.path.getsize(path)
         fast = None if if_none_match else self.fast  # conditional writes stay on boto3 (exactly once, typed)
-        if fast is not None and os.path.getsize(path) <= FAST_PUT_MAX:
-            etag = fast.put(bucket, key, Path(path).read_bytes(), metadata, content_type)
+        if fast is not None and size <= FAST_PUT_MAX:
+            etag = fast.put(bucket, key, path.read_bytes(), metadata, content_type)
             if etag is not None:
                 return etag
         extra: dict[str, Any] = {"Metadata": dict(metadata), "ContentType": content_type}
@@ -352,7 +353,7 @@ class S3:
             extra["IfNoneMatch"] = "*"
         try:
             with self._calls("upload", bucket, key):
-                if os.path.getsize(path) > self.multipart_threshold:
+                if size > self.multipart_threshold:
                     resp = self._multipart(path, bucket, key, extra)
                 else:
                     with open(path, "rb") as body:
