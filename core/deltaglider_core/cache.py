@@ -1,13 +1,24 @@
 """Reference cache: content-addressed by SHA-256, encrypted at rest, validated at use.
 
-Entries are stored as a sequence of Fernet tokens (one per 4 MiB chunk, each length-prefixed), so a
-multi-GB reference never has to fit in memory. ``fetch`` decrypts into a caller-owned plaintext file and
-checks its SHA-256; a tampered or corrupt entry is deleted and reported as a miss, never used.
+Entries are sealed with AES-256-GCM (``cryptography``'s ``AESGCM``), one record per 4 MiB chunk, so a
+multi-GB reference never has to fit in memory. Each record is its ciphertext length, a random 96-bit nonce
+and the ciphertext with its tag; the associated data binds a record to its entry (the SHA-256 it is stored
+under), its position and whether it is the last, so records cannot be swapped, reordered or cut off without
+failing authentication. ``fetch`` decrypts into a caller-owned plaintext file and checks its SHA-256 as well;
+a tampered or corrupt entry is deleted and reported as a miss, never used.
+
+Why not Fernet (the cache's format until this release): Fernet base64-encodes and CBC-encrypts, ~180 MB/s here
+against ~7 GB/s for AES-GCM, and decrypting references was 12% of a migration's task-process time. The key
+setting is unchanged (``DG_CACHE_ENCRYPTION_KEY``, a Fernet-style key: 32 url-safe base64 bytes); the AES
+key is derived from it with HKDF-SHA256, so the same secret used by Fernet elsewhere is never used directly.
+Entries written by earlier versions (``*.fernet``) are not read; they count against the bound until evicted.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
+import binascii
 import contextlib
 import functools
 import hashlib
@@ -22,13 +33,22 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import DeltaGliderError
 from .scratch import private_dir
 
 PLAIN_CHUNK = 4 << 20
+SUFFIX = ".aesgcm"
+_OLD_SUFFIXES = (".fernet",)  # entries of earlier versions: never read, evicted like any other
 _LEN = struct.Struct(">I")
+_AD = struct.Struct(">QB")
+_NONCE = 12
+_TAG = 16
+_INFO = b"deltaglider cache: aes-256-gcm v1"
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -58,50 +78,82 @@ def _check_sha(sha256: str) -> str:
     return sha256
 
 
-def _encrypt_chunks(fernet: Fernet, source: Path) -> Iterator[bytes]:
-    with open(source, "rb") as handle:
-        while chunk := handle.read(PLAIN_CHUNK):
-            token = fernet.encrypt(chunk)
-            yield _LEN.pack(len(token)) + token
+class CacheCipher:
+    """AES-256-GCM records for one cache (see the module docstring)."""
+
+    def __init__(self, key: str | bytes | None) -> None:
+        """``key``: a shared secret (``DG_CACHE_ENCRYPTION_KEY``, 32 url-safe base64 bytes), or None for a fresh
+        per-process key."""
+        if key is None:
+            self._aead = AESGCM(AESGCM.generate_key(bit_length=256))
+            return
+        try:
+            secret = base64.urlsafe_b64decode(key)
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise _bad_key() from exc
+        if len(secret) != 32:
+            raise _bad_key()
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO)
+        self._aead = AESGCM(hkdf.derive(secret))
+
+    def seal(self, sha256: str, source: Path) -> Iterator[bytes]:
+        """The records (nonce and ciphertext) of ``source`` as the entry ``sha256``, read 4 MiB at a time."""
+        with open(source, "rb") as handle:
+            chunk, index = handle.read(PLAIN_CHUNK), 0
+            while True:
+                following = handle.read(PLAIN_CHUNK) if len(chunk) == PLAIN_CHUNK else b""
+                nonce = os.urandom(_NONCE)
+                ad = sha256.encode() + _AD.pack(index, not following)
+                yield nonce + self._aead.encrypt(nonce, chunk, ad)
+                if not following:
+                    return
+                chunk, index = following, index + 1
+
+    def open_into(self, sha256: str, records: Iterable[bytes], dest: Path) -> bool:
+        """Decrypt ``records`` (without their length prefix) into ``dest``; True only if every record is
+        authentic in its place (the last one sealed as the last) and the plaintext's SHA-256 is ``sha256``."""
+        digest = hashlib.sha256()
+        ahead = iter(records)
+        index = 0
+        try:
+            record = next(ahead, None)
+            with open(dest, "wb") as out:
+                while record is not None:
+                    following = next(ahead, None)
+                    if len(record) < _NONCE + _TAG:
+                        return False
+                    ad = sha256.encode() + _AD.pack(index, following is None)
+                    view = memoryview(record)
+                    plain = self._aead.decrypt(view[:_NONCE], view[_NONCE:], ad)
+                    digest.update(plain)
+                    out.write(plain)
+                    record, index = following, index + 1
+        except (InvalidTag, _Truncated):
+            return False
+        return index > 0 and digest.hexdigest() == sha256
 
 
-def _decrypt_into(fernet: Fernet, tokens: Iterable[bytes], dest: Path, sha256: str) -> bool:
-    """Decrypt ``tokens`` into ``dest``; True only if every token is authentic and the hash matches."""
-    digest = hashlib.sha256()
-    try:
-        with open(dest, "wb") as out:
-            for token in tokens:
-                plain = fernet.decrypt(token)
-                digest.update(plain)
-                out.write(plain)
-    except InvalidToken:
-        return False
-    return digest.hexdigest() == sha256
+def _bad_key() -> DeltaGliderError:
+    return DeltaGliderError(
+        "Invalid cache encryption key (DG_CACHE_ENCRYPTION_KEY): expected 32 url-safe base64-encoded "
+        "bytes, e.g. from 'python -c \"from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())\"'."
+    )
 
 
-def _read_tokens(handle: BinaryIO) -> Iterator[bytes]:
+class _Truncated(Exception):
+    """A cache file ends inside a record."""
+
+
+def _read_records(handle: BinaryIO) -> Iterator[bytes]:
     while header := handle.read(_LEN.size):
         if len(header) != _LEN.size:
-            raise InvalidToken
+            raise _Truncated
         (length,) = _LEN.unpack(header)
-        token = handle.read(length)
-        if len(token) != length:
-            raise InvalidToken
-        yield token
-
-
-def make_fernet(key: str | bytes | None) -> Fernet:
-    """A Fernet from a shared key (``DG_CACHE_ENCRYPTION_KEY``) or a fresh per-process key."""
-    if key is None:
-        return Fernet(Fernet.generate_key())
-    try:
-        return Fernet(key)
-    except (ValueError, TypeError) as exc:
-        raise DeltaGliderError(
-            "Invalid cache encryption key (DG_CACHE_ENCRYPTION_KEY): expected 32 url-safe base64-encoded "
-            "bytes, e.g. from 'python -c \"from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())\"'."
-        ) from exc
+        record = handle.read(length)
+        if len(record) != length:
+            raise _Truncated
+        yield record
 
 
 class FilesystemCache:
@@ -119,7 +171,7 @@ class FilesystemCache:
         encryption_key: str | bytes | None = None,
         max_bytes: int = 4096 << 20,
     ) -> None:
-        self._fernet = make_fernet(encryption_key)
+        self._cipher = CacheCipher(encryption_key)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._cleanup: functools.partial[None] | None = None
@@ -140,7 +192,7 @@ class FilesystemCache:
             cleanup()
 
     def _path(self, sha256: str) -> Path:
-        return self.directory / f"{_check_sha(sha256)}.fernet"
+        return self.directory / f"{_check_sha(sha256)}{SUFFIX}"
 
     def fetch(self, sha256: str, dest: Path) -> bool:
         path = self._path(sha256)
@@ -149,10 +201,7 @@ class FilesystemCache:
         except FileNotFoundError:
             return False
         with handle:
-            try:
-                valid = _decrypt_into(self._fernet, _read_tokens(handle), dest, sha256)
-            except InvalidToken:
-                valid = False
+            valid = self._cipher.open_into(sha256, _read_records(handle), dest)
         if not valid:
             self.evict(sha256)
         else:
@@ -167,7 +216,8 @@ class FilesystemCache:
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as out:
-                for record in _encrypt_chunks(self._fernet, source):
+                for record in self._cipher.seal(sha256, source):
+                    out.write(_LEN.pack(len(record)))
                     out.write(record)
             os.replace(tmp, final)
         except BaseException:
@@ -178,9 +228,13 @@ class FilesystemCache:
     def used_bytes(self) -> int:
         return sum(size for _, size, _ in self._entries())
 
+    def _files(self) -> list[Path]:
+        """This version's entries and those of earlier versions (never read; evicted like the rest)."""
+        return [entry for suffix in (SUFFIX, *_OLD_SUFFIXES) for entry in self.directory.glob(f"*{suffix}")]
+
     def _entries(self) -> list[tuple[float, int, Path]]:
         found = []
-        for entry in self.directory.glob("*.fernet"):
+        for entry in self._files():
             with contextlib.suppress(FileNotFoundError):
                 stat = entry.stat()
                 found.append((stat.st_mtime, stat.st_size, entry))
@@ -203,7 +257,7 @@ class FilesystemCache:
 
     def clear(self) -> None:
         with self._lock:
-            for entry in self.directory.glob("*.fernet"):
+            for entry in self._files():
                 entry.unlink(missing_ok=True)
 
 
@@ -211,7 +265,7 @@ class MemoryCache:
     """Encrypted entries in process memory, least recently used evicted beyond ``max_bytes``."""
 
     def __init__(self, max_bytes: int = 100 << 20, *, encryption_key: str | bytes | None = None) -> None:
-        self._fernet = make_fernet(encryption_key)
+        self._cipher = CacheCipher(encryption_key)
         self.max_bytes = max_bytes
         self._entries: OrderedDict[str, list[bytes]] = OrderedDict()
         self._sizes: dict[str, int] = {}
@@ -229,7 +283,7 @@ class MemoryCache:
                 self._entries.move_to_end(sha256)
         if tokens is None:
             return False
-        if not _decrypt_into(self._fernet, tokens, dest, sha256):
+        if not self._cipher.open_into(sha256, tokens, dest):
             self.evict(sha256)
             return False
         return True
@@ -238,7 +292,7 @@ class MemoryCache:
         size = source.stat().st_size
         if size > self.max_bytes:
             return
-        tokens = [record[_LEN.size :] for record in _encrypt_chunks(self._fernet, source)]
+        tokens = list(self._cipher.seal(sha256, source))
         with self._lock:
             self._entries[_check_sha(sha256)] = tokens
             self._sizes[sha256] = sum(len(t) for t in tokens)

@@ -15,6 +15,7 @@ from deltaglider_core import (
     InvalidLocation,
     NotFound,
 )
+from deltaglider_core.cache import SUFFIX
 from deltaglider_core.digest import digest_file
 from deltaglider_core.errors import CodecError, DeltaGliderError, StorageError
 from deltaglider_core.format import Location
@@ -199,7 +200,7 @@ def test_tampered_cache_is_refetched(moto_s3: Any, builds: Any, tmp_path: Path) 
     v1 = builds(1)
     store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
     store.put(v1, moto_s3.bucket, "rel/app-1.0.1.zip")
-    entries = list(store.cache.directory.glob("*.fernet"))  # type: ignore[attr-defined]
+    entries = list(store.cache.directory.glob(f"*{SUFFIX}"))  # type: ignore[attr-defined]
     assert len(entries) == 1
     entries[0].write_bytes(b"\x00\x00\x00\x05junk!")
     reader = DeltaStore(moto_s3.client, cache=store.cache)  # same cache, nothing decrypted in memory yet
