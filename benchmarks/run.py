@@ -23,6 +23,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from benchmarks import compressed, corpora
 from devtools.peer import Peer
 from devtools.proc import run_measured
@@ -48,15 +50,28 @@ class Bench:
         self.peer = Peer(server.endpoint_url, server.access_key, server.secret_key)
 
     def bucket(self, tag: str) -> str:
+        """A fresh bucket, written once before use: SeaweedFS allocates a new bucket's volumes on the first write
+        with a body (~0.2 s here, more when two writes wait for it at once; an empty object does not do it, and
+        S3 has no such step), which would otherwise land in whichever timed run writes first."""
         name = f"b-{tag}-{uuid.uuid4().hex[:10]}"
         self.client.create_bucket(Bucket=name)
+        self.client.put_object(Bucket=name, Key="bench-warm-up", Body=b"x")
+        self.client.delete_object(Bucket=name, Key="bench-warm-up")
         return name
 
     def ours(self, op: str, *args: str, **env: str) -> dict[str, Any]:
+        server_before = self.server_cpu_s()
         child = run_measured([sys.executable, "-m", "benchmarks.ours", op, *args], env={**self.env, **env})
         if child.returncode != 0:
             raise RuntimeError(f"ours {op} failed: {child.stderr[-3000:]}")
-        return {**child.last_json(), "peak_rss_mb": child.peak_rss_mb, "wall_s": child.wall_s}
+        return {**child.last_json(), "peak_rss_mb": child.peak_rss_mb, "wall_s": child.wall_s, "cpu_s": child.cpu_s,
+                "server_cpu_s": self.server_cpu_s() - server_before}  # fmt: skip
+
+    def server_cpu_s(self) -> float:
+        """CPU seconds SeaweedFS (``weed mini`` and any process it started) has used so far (user + system)."""
+        assert self.server.process is not None
+        weed = psutil.Process(self.server.process.pid)
+        return float(sum(sum(p.cpu_times()[:2]) for p in [weed, *weed.children(recursive=True)]))
 
     def stored(self, bucket: str, prefix: str = "") -> int:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -340,7 +355,8 @@ def scaling_workload(bench: Bench, quick: bool, reps: int = 1) -> dict[str, Any]
     count = corpora.spaces_source(bench.client, src, more)
     firsts = [str(files[0]) for files in products]
     seconds = [str(files[1]) for files in products]
-    times: dict[int, dict[str, list[float]]] = {w: {"migrate_s": [], "upload_s": []} for w in (1, 2, 4)}
+    keys = ("migrate_s", "upload_s", "migrate_cores", "upload_cores")
+    times: dict[int, dict[str, list[float]]] = {w: {k: [] for k in keys} for w in (1, 2, 4)}
     for _ in range(reps):
         for workers in (1, 2, 4):
             dst = bench.bucket("sdst")
@@ -349,15 +365,21 @@ def scaling_workload(bench: Bench, quick: bool, reps: int = 1) -> dict[str, Any]
             bench.ours("upload-parallel", str(workers), up, *firsts)  # the references
             upload = bench.ours("upload-parallel", str(workers), up, *seconds)
             assert set(upload["kinds"]) == {"delta"}, upload["kinds"]
-            times[workers]["migrate_s"].append(migrate["seconds"])
-            times[workers]["upload_s"].append(upload["seconds"])
-    rows = [{"workers": w, "migrate_s": _median(t["migrate_s"]), "upload_s": _median(t["upload_s"])}
-            for w, t in times.items()]  # fmt: skip
+            for name, run in (("migrate", migrate), ("upload", upload)):
+                times[workers][f"{name}_s"].append(run["seconds"])
+                times[workers][f"{name}_cores"].append(_cores_busy(run))
+    rows: list[dict[str, Any]] = [{"workers": w, **{k: _median(t[k]) for k in keys}} for w, t in times.items()]
     base = rows[0]
     for row in rows:
         row["migrate_speedup"] = base["migrate_s"] / row["migrate_s"]
         row["upload_speedup"] = base["upload_s"] / row["upload_s"]
     return {"migrate_objects": count, "upload_artifacts": len(seconds), "reps": reps, "rows": rows}
+
+
+def _cores_busy(run: dict[str, Any]) -> float:
+    """Cores kept busy over a run's process lifetime: its CPU (codec workers included) plus the server's, per
+    second of wall time. On a 2-core machine a run near 2.0 cannot go faster with more workers."""
+    return float((run["cpu_s"] + run["server_cpu_s"]) / run["wall_s"])
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -531,11 +553,14 @@ def markdown(results: dict[str, Any]) -> str:
     if "scaling" in results:
         sc = results["scaling"]
         lines += ["", f"Scaling (migrate {sc['migrate_objects']} objects; upload {sc['upload_artifacts']} artifacts "
-                  "into their own deltaspaces):", "", "| workers | migrate s | speed-up | upload s | speed-up |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+                  "into their own deltaspaces; cores busy: this project's CPU plus SeaweedFS's per second, "
+                  f"{os.cpu_count()} cores):", "",
+                  "| workers | migrate s | speed-up | cores busy | upload s | speed-up | cores busy |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for row in sc["rows"]:
-            lines.append(f"| {row['workers']} | {row['migrate_s']:.2f} | {row['migrate_speedup']:.2f}x | "
-                         f"{row['upload_s']:.2f} | {row['upload_speedup']:.2f}x |")  # fmt: skip
+            busy = [f"{row[k]:.2f}" if k in row else "-" for k in ("migrate_cores", "upload_cores")]
+            lines.append(f"| {row['workers']} | {row['migrate_s']:.2f} | {row['migrate_speedup']:.2f}x | {busy[0]} | "
+                         f"{row['upload_s']:.2f} | {row['upload_speedup']:.2f}x | {busy[1]} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""Run a child process and report its output, wall time and peak RSS (from wait4, the whole process)."""
+"""Run a child process and report its output, wall time, CPU time and peak RSS (from wait4, the whole process)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class ChildResult:
     stderr: str
     wall_s: float
     peak_rss_mb: float
+    cpu_s: float = 0.0  # user + system, the child's and that of its own children it waited for
 
     def last_json(self) -> dict[str, Any]:
         for line in reversed(self.stdout.strip().splitlines()):
@@ -27,7 +28,7 @@ class ChildResult:
 
 
 def run_measured(args: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> ChildResult:
-    """Like run_child, but with the child's own peak RSS (ru_maxrss from wait4)."""
+    """Like run_child, but with the child's own peak RSS (ru_maxrss from wait4) and CPU time."""
     started = time.perf_counter()
     with open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(
@@ -48,4 +49,5 @@ def run_measured(args: list[str], env: dict[str, str] | None = None, cwd: str | 
         for t in threads:
             t.join()
     wall = time.perf_counter() - started
-    return ChildResult(proc.returncode, "".join(out_chunks), "".join(err_chunks), wall, usage.ru_maxrss / 1024)
+    cpu = usage.ru_utime + usage.ru_stime
+    return ChildResult(proc.returncode, "".join(out_chunks), "".join(err_chunks), wall, usage.ru_maxrss / 1024, cpu)

@@ -36,4 +36,7 @@ def test_quick_benchmark_writes_results(tmp_path: Path, stock_xdelta3: str) -> N
     assert {"sdists (Python gzip)", "wheels (zip)"} <= set(packed)
     assert all(c["ours_exact"] == c["files"] == 3 for c in packed.values())  # every version read back exact
     assert packed["wheels (zip)"]["ours_stored_ratio"] < packed["wheels (zip)"]["compat_stored_ratio"]
+    cores = results["machine"]["cores"]
+    for row in results["scaling"]["rows"]:  # CPU accounted: ours (with codec workers) plus the server's
+        assert 0.2 < row["migrate_cores"] <= cores + 0.1 and 0.2 < row["upload_cores"] <= cores + 0.1, row
     assert out.with_suffix(".md").read_text().startswith("Benchmark ")
