@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from deltaglider_core.config import parse_flag
+
 CHECK_MODES = ("warn", "fail", "off")
 CACHE_BACKENDS = ("filesystem", "memory")
 
@@ -133,9 +135,6 @@ def aws_only_extras(extra: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(name for name in AWS_SESSION_EXTRAS if extra.get(name) not in (None, "", {}, []))
 
 
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-
-
 def _flag(conn_id: str, extra: dict[str, Any], name: str, default: bool | None = None) -> bool | None:
     """A boolean extra, read one way for all of them: a JSON bool or true/false, 1/0, yes/no, on/off (any
     case); absent or empty gives ``default``; anything else is an error naming the connection and extra (a
@@ -145,9 +144,9 @@ def _flag(conn_id: str, extra: dict[str, Any], name: str, default: bool | None =
         return default
     if isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
+    parsed = parse_flag(str(value))
+    if parsed is not None:
+        return parsed
     raise SettingsError(
         f"Connection {conn_id!r}: {name}={value!r} is not a boolean; use true or false (1/0, yes/no, on/off)."
     )

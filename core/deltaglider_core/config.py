@@ -8,9 +8,31 @@ from collections.abc import Mapping
 from .errors import DeltaGliderError
 from .policy import DEFAULT_MAX_RATIO
 
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
 
 def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
     return os.environ if env is None else env
+
+
+def parse_flag(text: str) -> bool | None:
+    """A switch's value read one way everywhere (environment variables, connection extras): true/false, 1/0,
+    yes/no, on/off in any case and with surrounding spaces; None for anything else."""
+    word = text.strip().lower()
+    return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
+
+
+def env_flag(name: str, default: bool, env: Mapping[str, str] | None = None) -> bool:
+    """A ``DG_*`` switch: unset or empty gives ``default``; a value :func:`parse_flag` cannot read is refused
+    naming the variable (a typo must not silently mean the opposite)."""
+    raw = _env(env).get(name, "")
+    if raw.strip() == "":
+        return default
+    value = parse_flag(raw)
+    if value is None:
+        raise DeltaGliderError(f"{name}={raw!r} is not a boolean: use true or false (1/0, yes/no, on/off).")
+    return value
 
 
 def max_ratio_from_env(env: Mapping[str, str] | None = None) -> float:
@@ -52,7 +74,7 @@ def cache_disk_mb_from_env(env: Mapping[str, str] | None = None) -> int:
 
 def deltaglider_compatible_from_env(env: Mapping[str, str] | None = None) -> bool:
     """``DG_DELTAGLIDER_COMPATIBLE``: keep every object readable by DeltaGlider 6 (see DeltaStore)."""
-    return _env(env).get("DG_DELTAGLIDER_COMPATIBLE", "").lower() in ("1", "true", "yes")
+    return env_flag("DG_DELTAGLIDER_COMPATIBLE", False, env)
 
 
 def encryption_key_from_env(env: Mapping[str, str] | None = None) -> str | None:

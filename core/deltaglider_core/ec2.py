@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from .config import env_flag, parse_flag
 from .errors import DeltaGliderError
 from .models import jsonable
 
@@ -64,10 +65,10 @@ _cache_lock = threading.Lock()
 
 
 def _disabled(env: Mapping[str, str]) -> bool:
-    truthy = ("1", "true", "yes", "on")
-    return (
-        env.get("AWS_EC2_METADATA_DISABLED", "").lower() in truthy
-        or env.get("DG_DISABLE_EC2_DETECTION", "").lower() in truthy
+    """``DG_DISABLE_EC2_DETECTION`` (a switch, read as every ``DG_*`` switch is) or botocore's own
+    ``AWS_EC2_METADATA_DISABLED`` (not ours to refuse: any true word counts, anything else does not)."""
+    return parse_flag(env.get("AWS_EC2_METADATA_DISABLED", "")) is True or env_flag(
+        "DG_DISABLE_EC2_DETECTION", False, env
     )
 
 

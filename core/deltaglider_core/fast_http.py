@@ -54,6 +54,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.httpsession import ProxyConfiguration
 from botocore.utils import get_environ_proxies
 
+from .config import env_flag
 from .lean_response import lean
 from .sigv4 import Credentials, SigV4Signer, canonical_query, quote_path
 
@@ -517,8 +518,9 @@ def _new_manager(
 
 
 def switched_off() -> bool:
-    """``DG_FAST_TRANSPORT=0`` (or its old name ``DG_FAST_HEAD=0``) turns the fast transport off everywhere."""
-    return "0" in (os.environ.get("DG_FAST_TRANSPORT", "1"), os.environ.get("DG_FAST_HEAD", "1"))
+    """``DG_FAST_TRANSPORT=0`` (or ``false``/``no``/``off``; its old name ``DG_FAST_HEAD`` too) turns the fast
+    transport off everywhere."""
+    return not (env_flag("DG_FAST_TRANSPORT", True) and env_flag("DG_FAST_HEAD", True))
 
 
 def _not_equivalent(client: Any, enabled: bool, credentials: Any) -> str | None:

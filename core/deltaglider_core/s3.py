@@ -10,6 +10,7 @@ import contextlib
 import datetime as _dt
 import io
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +173,7 @@ class S3:
         self._known_buckets: set[str] = set()
         self._conditional: dict[str, bool] = {}
         self._conditional_delete: dict[str, bool] = {}
+        self._probe_lock = threading.Lock()  # one probe at a time: threads starting together wait for its answer
         self._fast: FastS3 | None = None
         self._fast_checked = False
 
@@ -238,6 +240,13 @@ class S3:
         known = self._conditional.get(bucket)
         if known is not None:
             return known
+        with self._probe_lock:
+            known = self._conditional.get(bucket)
+            if known is None:
+                known = self._conditional[bucket] = self._probe_if_none_match(bucket, probe_key)
+        return known
+
+    def _probe_if_none_match(self, bucket: str, probe_key: str) -> bool:
         with self._calls("probe conditional writes in", bucket, probe_key):
             try:
                 self.client.put_object(Bucket=bucket, Key=probe_key, Body=b"first", IfNoneMatch="*")
@@ -251,7 +260,6 @@ class S3:
             finally:
                 with contextlib.suppress(ClientError, BotoCoreError):
                     self.client.delete_object(Bucket=bucket, Key=probe_key)
-        self._conditional[bucket] = honoured
         return honoured
 
     def honours_if_match_delete(self, bucket: str, probe_key: str) -> bool:
@@ -261,6 +269,13 @@ class S3:
         known = self._conditional_delete.get(bucket)
         if known is not None:
             return known
+        with self._probe_lock:
+            known = self._conditional_delete.get(bucket)
+            if known is None:
+                known = self._conditional_delete[bucket] = self._probe_if_match_delete(bucket, probe_key)
+        return known
+
+    def _probe_if_match_delete(self, bucket: str, probe_key: str) -> bool:
         with self._calls("probe conditional deletes in", bucket, probe_key):
             try:
                 first = self.client.put_object(Bucket=bucket, Key=probe_key, Body=b"first")["ETag"]
@@ -275,7 +290,6 @@ class S3:
             finally:
                 with contextlib.suppress(ClientError, BotoCoreError):
                     self.client.delete_object(Bucket=bucket, Key=probe_key)
-        self._conditional_delete[bucket] = honoured
         return honoured
 
     def delete_if_match(self, bucket: str, key: str, etag: str) -> bool:

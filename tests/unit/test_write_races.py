@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,47 @@ def test_honouring_server_is_probed_once_and_left_clean(moto_s3: Any, builds: An
     assert len(probes) == 2 and all(p["IfNoneMatch"] == "*" for p in probes)
     keys = [o["Key"] for o in moto_s3.client.list_objects_v2(Bucket=moto_s3.bucket)["Contents"]]
     assert sorted(keys) == ["a/app-1.0.0.zip.delta", "a/reference.bin", "b/app-1.0.0.zip.delta", "b/reference.bin"]
+
+
+class _WatchedLock:
+    """A lock that says when a second thread is waiting for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting = threading.Event()
+
+    def __enter__(self) -> None:
+        if self.lock.locked():
+            self.waiting.set()
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def test_threads_starting_together_share_one_probe(moto_s3: Any) -> None:
+    """Two threads of one store reach a new bucket at once (a migration's first two deltaspaces): the second
+    waits for the first one's probe instead of probing too (forced: it is at the lock while the first probes)."""
+    client = Intercept(moto_s3.client)
+    store = DeltaStore(client)
+    watched = _WatchedLock()
+    store.s3._probe_lock = watched  # type: ignore[assignment]
+    answers: list[bool] = []
+    second = threading.Thread(
+        target=lambda: answers.append(store.s3.honours_if_none_match(moto_s3.bucket, ".deltaglider/probe/b"))
+    )
+
+    def start_second_and_wait_for_it(_: dict[str, Any]) -> None:
+        second.start()
+        assert watched.waiting.wait(10), "the second thread never waited for the probe"
+
+    client.before("put_object", start_second_and_wait_for_it, Key=".deltaglider/probe/a")
+    answers.append(store.s3.honours_if_none_match(moto_s3.bucket, ".deltaglider/probe/a"))
+    second.join(10)
+    assert answers == [True, True]
+    probes = [p["Key"] for name, p in client.calls if name == "put_object"]
+    assert probes == [".deltaglider/probe/a", ".deltaglider/probe/a"]  # one probe (two PUTs), none for b
+    assert "Contents" not in moto_s3.client.list_objects_v2(Bucket=moto_s3.bucket)  # and it left nothing
 
 
 def test_prune_racing_a_writer_loses_nothing(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
