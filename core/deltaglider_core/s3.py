@@ -237,13 +237,18 @@ class S3:
     def honours_if_none_match(self, bucket: str, probe_key: str) -> bool:
         """Whether the server refuses a second ``PutObject`` with ``If-None-Match: *`` on one key (probed once
         per bucket with two tiny PUTs on ``probe_key``, which is then deleted; cached)."""
-        known = self._conditional.get(bucket)
+        return self._probed_once(self._conditional, bucket, lambda: self._probe_if_none_match(bucket, probe_key))
+
+    def _probed_once(self, answers: dict[str, bool], bucket: str, probe: Callable[[], bool]) -> bool:
+        """``answers[bucket]``, probing first if unknown; one probe at a time, so threads that start together
+        wait for the first one's answer instead of each probing."""
+        known = answers.get(bucket)
         if known is not None:
             return known
         with self._probe_lock:
-            known = self._conditional.get(bucket)
+            known = answers.get(bucket)
             if known is None:
-                known = self._conditional[bucket] = self._probe_if_none_match(bucket, probe_key)
+                known = answers[bucket] = probe()
         return known
 
     def _probe_if_none_match(self, bucket: str, probe_key: str) -> bool:
@@ -266,14 +271,9 @@ class S3:
         """Whether the server refuses ``DeleteObject`` with ``If-Match`` naming an ETag the object no longer has
         (probed once per bucket: two tiny PUTs on ``probe_key``, a delete naming the first one's ETag, which
         must fail and leave the object; the key is then deleted; cached)."""
-        known = self._conditional_delete.get(bucket)
-        if known is not None:
-            return known
-        with self._probe_lock:
-            known = self._conditional_delete.get(bucket)
-            if known is None:
-                known = self._conditional_delete[bucket] = self._probe_if_match_delete(bucket, probe_key)
-        return known
+        return self._probed_once(
+            self._conditional_delete, bucket, lambda: self._probe_if_match_delete(bucket, probe_key)
+        )
 
     def _probe_if_match_delete(self, bucket: str, probe_key: str) -> bool:
         with self._calls("probe conditional deletes in", bucket, probe_key):
