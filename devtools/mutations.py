@@ -746,4 +746,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/unit/test_env_flags.py",),
         "DG_FAST_TRANSPORT=disabled or DG_DELTAGLIDER_COMPATIBLE=enabled silently read as false",
     ),
+    Mutation(
+        "trigger-check-in-plain-thread",
+        "airflow",
+        "airflow_provider_deltaglider/triggers/release.py",
+        "    return await sync_to_async(check, thread_sensitive=False)()",
+        "    import asyncio\n\n    return await asyncio.to_thread(check)",
+        ("tests/unit/test_sensor.py::test_a_checks_connection_lookup_reaches_the_triggerers_own_loop",),
+        "a trigger's connection lookup runs on a loop of its own: Airflow 3.0's triggerer dies (frames out of order)",
+    ),
 )

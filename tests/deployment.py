@@ -86,6 +86,9 @@ class Deployment:
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
             "AIRFLOW__API_AUTH__JWT_SECRET": "deltaglider-deployment-test-secret",
+            # Airflow 3.0 leaves the issuer unset (None), which PyJWT >= 2.10 refuses when it signs a token: every
+            # API request of the oldest supported Airflow then answers 500. Airflow recommends setting it anyway.
+            "AIRFLOW__API_AUTH__JWT_ISSUER": f"http://127.0.0.1:{self.port}",
             "AIRFLOW__API__SECRET_KEY": "deltaglider-deployment-test-secret",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "task-logs"),

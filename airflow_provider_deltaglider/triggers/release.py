@@ -1,15 +1,21 @@
 """Triggers that wait for a new release without holding a worker slot.
 
 ``DeltaGliderReleaseTrigger`` resumes a deferred sensor; ``DeltaGliderReleaseEventTrigger`` feeds an
-``AssetWatcher`` so a DAG is scheduled on each new release. Blocking boto3 calls run in a thread
-(``asyncio.to_thread``), so a trigger never stalls the triggerer's event loop.
+``AssetWatcher`` so a DAG is scheduled on each new release. Blocking calls (the connection lookup, boto3)
+run in a thread, so a trigger never stalls the triggerer's event loop.
+
+The thread comes from asgiref's ``sync_to_async``, as Airflow asks of triggers, not ``asyncio.to_thread``:
+the connection lookup inside it talks to the triggerer's supervisor through ``async_to_sync``, which from an
+asgiref thread runs on the triggerer's own loop (and its lock). From a plain thread it ran on a loop of its
+own, and Airflow 3.0's triggerer, which does not bridge such loops, died with "Response read out of order"
+as soon as that request crossed one of its own (found by the deployment suite on Airflow 3.0.6).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
@@ -20,6 +26,13 @@ from deltaglider_core.releases import Release, ReleaseQuery, find_releases, payl
 from airflow_provider_deltaglider.operators.base import FINAL_ERRORS
 
 from .announced import Announced, pack, unpack
+
+
+async def _off_loop(check: Callable[[], list[Release]]) -> list[Release]:
+    """Run a blocking check in a worker thread of asgiref's (see the module docstring)."""
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(check, thread_sensitive=False)()
 
 
 def _fields(trigger: Any) -> dict[str, Any]:
@@ -119,7 +132,7 @@ class DeltaGliderReleaseTrigger(_ReleasePolling, BaseTrigger):
         try:
             while True:
                 try:
-                    releases = await asyncio.to_thread(self._check)
+                    releases = await _off_loop(self._check)
                 except (DeltaGliderError, ValueError) as exc:  # ValueError: a connection setting (SettingsError)
                     final = isinstance(exc, FINAL_ERRORS)
                     yield TriggerEvent({"status": "error", "message": str(exc), "retryable": not final})
@@ -184,12 +197,12 @@ class DeltaGliderReleaseEventTrigger(_ReleasePolling, BaseEventTrigger):
         if announced is None:
             announced = Announced()
             if not (self.newer_than or self.after_version):
-                baseline = await asyncio.to_thread(self._check)
+                baseline = await _off_loop(self._check)
                 announced.add(baseline)
                 announced = await self._save(baseline, announced)
         while True:
             try:
-                releases = await asyncio.to_thread(self._check)
+                releases = await _off_loop(self._check)
             except DeltaGliderError as exc:
                 self.log.error("release watch on %s failed: %s", self.location, exc)
                 await asyncio.sleep(self.poke_interval)

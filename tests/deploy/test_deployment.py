@@ -37,6 +37,21 @@ ARTIFACTS, LEGACY = "artifacts", "legacy-artifacts"  # the buckets the example D
 SIZE = 300_000
 
 
+def _airflow_at_least(major: int, minor: int) -> bool:
+    from airflow import __version__
+
+    return tuple(int(part) for part in __version__.split(".")[:2]) >= (major, minor)
+
+
+def _supervisor_retries_killed_tasks() -> bool:
+    """Whether this Airflow's task supervisor sends a task killed from outside (SIGKILL) up for retry. Airflow
+    3.0's marks it failed even with retries left (its log: ``exit_code=SIGKILL final_state=failed`` for a task
+    whose start said ``should_retry=True``); later ones retry it (``ActivitySubprocess._should_retry``)."""
+    from airflow.sdk.execution_time import supervisor
+
+    return "_should_retry" in {a.name for a in supervisor.ActivitySubprocess.__attrs_attrs__}
+
+
 @dataclass
 class World:
     deployment: Deployment
@@ -215,6 +230,10 @@ def test_a_deferred_sensor_holds_no_slot_while_shards_run_in_parallel(world: Wor
     )
 
 
+@pytest.mark.skipif(
+    not _supervisor_retries_killed_tasks(),
+    reason="this Airflow (3.0) marks a task killed from outside failed even with retries left: nothing to retry",
+)
 def test_a_shard_killed_mid_transfer_is_retried_to_a_complete_destination(world: World) -> None:
     d = world.deployment
     source = _fill_source(world.client, "big/", spaces=8, versions=4, size=1_500_000, tmp=world.work / "big")
@@ -236,6 +255,11 @@ def test_a_shard_killed_mid_transfer_is_retried_to_a_complete_destination(world:
     _assert_migrated(world, source, "big/", "after-kill/", world.work / "check-kill")
 
 
+@pytest.mark.skipif(
+    not _airflow_at_least(3, 3),
+    reason="the asset state store the watcher keeps its announced releases in arrived in Airflow 3.3; before it a "
+    "restarted watcher takes a new baseline (docs/sensors.md)",
+)
 def test_the_asset_watcher_announces_each_release_once_across_a_triggerer_restart(world: World) -> None:
     d = world.deployment
     d.unpause("release_pipeline_on_event")

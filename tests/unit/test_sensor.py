@@ -297,3 +297,30 @@ def test_event_trigger_state_survives_a_triggerer_restart(moto_s3: Any, conn: st
         return got
 
     assert asyncio.run(second_life()) == ["rel/app-1.2.zip"]
+
+
+def test_a_checks_connection_lookup_reaches_the_triggerers_own_loop() -> None:
+    """A trigger's blocking check looks its connection up, which on Airflow 3.0 goes to the triggerer's
+    supervisor through ``async_to_sync``. From the triggers' worker thread that call must run on the
+    triggerer's loop (where its comms lock lives); on a loop of its own, Airflow 3.0.6's triggerer died with
+    "Response read out of order" (found by the deployment suite on 3.0.6). An ``asyncio.to_thread`` thread
+    would give it a new loop."""
+    from asgiref.sync import async_to_sync
+
+    from airflow_provider_deltaglider.triggers.release import _off_loop
+
+    async def scenario() -> tuple[asyncio.AbstractEventLoop, list[asyncio.AbstractEventLoop]]:
+        seen: list[asyncio.AbstractEventLoop] = []
+
+        async def supervisor_request() -> None:
+            seen.append(asyncio.get_running_loop())
+
+        def check() -> list[Any]:
+            async_to_sync(supervisor_request)()
+            return []
+
+        assert await _off_loop(check) == []
+        return asyncio.get_running_loop(), seen
+
+    loop, seen = asyncio.run(scenario())
+    assert seen == [loop]
