@@ -110,9 +110,13 @@ class Deployment:
         (self.home / "logs").mkdir(exist_ok=True)
         self.port = self.port or free_port()
         self.cli("db", "migrate", timeout=300)
-        for name in COMPONENTS:
-            self.start_component(name)
-        self.wait_healthy(timeout)
+        try:
+            for name in COMPONENTS:
+                self.start_component(name)
+            self.wait_healthy(timeout)
+        except BaseException:  # ``with`` never reaches __exit__ when __enter__ fails: stop what did start
+            self.stop()
+            raise
         return self
 
     def start_component(self, name: str) -> None:
