@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from deltaglider_core.config import parse_flag
 
@@ -135,6 +135,14 @@ def aws_only_extras(extra: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(name for name in AWS_SESSION_EXTRAS if extra.get(name) not in (None, "", {}, []))
 
 
+@overload
+def _flag(conn_id: str, extra: dict[str, Any], name: str, default: bool) -> bool: ...
+
+
+@overload
+def _flag(conn_id: str, extra: dict[str, Any], name: str, default: None = None) -> bool | None: ...
+
+
 def _flag(conn_id: str, extra: dict[str, Any], name: str, default: bool | None = None) -> bool | None:
     """A boolean extra, read one way for all of them: a JSON bool or true/false, 1/0, yes/no, on/off (any
     case); absent or empty gives ``default``; anything else is an error naming the connection and extra (a
@@ -176,8 +184,8 @@ def settings_from_connection(
         conn_id=conn.conn_id,
         conn_type=str(getattr(conn, "conn_type", None) or "deltaglider"),
         verify=_verify(conn.conn_id, extra.get("verify")),
-        allow_unconditional_writes=_flag(conn.conn_id, extra, "allow_unconditional_writes") or False,
-        fast_transport=_flag(conn.conn_id, extra, "fast_transport", default=True) is not False,
+        allow_unconditional_writes=_flag(conn.conn_id, extra, "allow_unconditional_writes", default=False),
+        fast_transport=_flag(conn.conn_id, extra, "fast_transport", default=True),
         deltaglider_compatible=_flag(conn.conn_id, extra, "deltaglider_compatible"),
         aws_session_extras=aws_only_extras(extra),
         access_key_id=conn.login or _first(extra, "aws_access_key_id"),

@@ -278,12 +278,12 @@ class MemoryCache:
 
     def fetch(self, sha256: str, dest: Path) -> bool:
         with self._lock:
-            tokens = self._entries.get(_check_sha(sha256))
-            if tokens is not None:
+            records = self._entries.get(_check_sha(sha256))
+            if records is not None:
                 self._entries.move_to_end(sha256)
-        if tokens is None:
+        if records is None:
             return False
-        if not self._cipher.open_into(sha256, tokens, dest):
+        if not self._cipher.open_into(sha256, records, dest):
             self.evict(sha256)
             return False
         return True
@@ -292,10 +292,10 @@ class MemoryCache:
         size = source.stat().st_size
         if size > self.max_bytes:
             return
-        tokens = list(self._cipher.seal(sha256, source))
+        records = list(self._cipher.seal(sha256, source))
         with self._lock:
-            self._entries[_check_sha(sha256)] = tokens
-            self._sizes[sha256] = sum(len(t) for t in tokens)
+            self._entries[_check_sha(sha256)] = records
+            self._sizes[sha256] = sum(len(r) for r in records)
             while sum(self._sizes.values()) > self.max_bytes and len(self._entries) > 1:
                 oldest, _ = self._entries.popitem(last=False)
                 del self._sizes[oldest]
