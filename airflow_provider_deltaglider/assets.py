@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import Asset, AssetAlias
-from deltaglider_core.format import parse_s3_url
+from deltaglider_core import parse_s3_url
 
 
 def canonical_uri(location: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deltaglider_core.releases import parse_version
+from deltaglider_core.ops.releases import parse_version
 
 from example_dags.fake_builds import make_series
 

@@ -33,9 +33,10 @@ def _store(**kwargs: Any) -> Any:
     """A store as the hook makes one: the session's credentials handed over, so the fast transport can sign
     (``DG_FAST_TRANSPORT=0`` in the environment measures boto3 alone)."""
     import boto3
-    from deltaglider_core import DeltaStore
+    from deltaglider_core import DeltaStore, Endpoint, StoreConfig
 
-    return DeltaStore(_client(), credentials=boto3.Session().get_credentials(), **kwargs)
+    endpoint = Endpoint(_client(), credentials=boto3.Session().get_credentials())
+    return DeltaStore(endpoint, StoreConfig.from_env(**kwargs))
 
 
 def op_upload(bucket: str, prefix: str, *files: str) -> dict[str, Any]:
@@ -101,11 +102,11 @@ def op_download(bucket: str, dest: str, *keys: str) -> dict[str, Any]:
 
 
 def op_migrate(src_bucket: str, src_prefix: str, dst_bucket: str, dst_prefix: str) -> dict[str, Any]:
-    from deltaglider_core.migrate import Migration
+    from deltaglider_core.ops.migrate import Migration
 
     workers = int(os.environ.get("BENCH_WORKERS", "8"))
     store = _store(max_workers=workers)
-    report = Migration(store, store.s3.client, src_bucket, src_prefix, dst_bucket, dst_prefix,
+    report = Migration(store, None, src_bucket, src_prefix, dst_bucket, dst_prefix,
                        max_workers=workers).run()  # fmt: skip
     store.close()
     return {"seconds": report.duration_s, "migrated": report.migrated, "failed": report.failed,
@@ -113,17 +114,17 @@ def op_migrate(src_bucket: str, src_prefix: str, dst_bucket: str, dst_prefix: st
 
 
 def op_stats(bucket: str) -> dict[str, Any]:
-    from deltaglider_core.stats import compute_stats
+    from deltaglider_core.ops.stats import compute_stats
 
     store = _store()
     started = time.perf_counter()
-    stats = compute_stats(store.s3, bucket, detailed=True, max_workers=32)
+    stats = compute_stats(store, bucket, detailed=True, max_workers=32)
     return {"seconds": time.perf_counter() - started, "objects": stats.objects,
             "original_bytes": stats.original_bytes, "stored_bytes": stats.stored_bytes}  # fmt: skip
 
 
 def op_poke(bucket: str, prefix: str, pattern: str) -> dict[str, Any]:
-    from deltaglider_core.releases import ReleaseQuery, find_releases
+    from deltaglider_core.ops.releases import ReleaseQuery, find_releases
 
     store = _store()
     started = time.perf_counter()
@@ -133,7 +134,7 @@ def op_poke(bucket: str, prefix: str, pattern: str) -> dict[str, Any]:
 
 def op_floor(*pairs: str) -> dict[str, Any]:
     """Raw codec encode/decode and SHA-256 of each (source, target) pair: the floor of any upload."""
-    from deltaglider_core.codec import default_codec
+    from deltaglider_core.codec.xdelta3 import default_codec
 
     codec = default_codec()
     enc, dec, sha = [], [], []
@@ -155,7 +156,7 @@ def op_floor(*pairs: str) -> dict[str, Any]:
 
 
 def op_encode_only(source: str, target: str) -> dict[str, Any]:
-    from deltaglider_core.codec import default_codec
+    from deltaglider_core.codec.xdelta3 import default_codec
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()

@@ -62,8 +62,8 @@ def main() -> int:
         reports = sorted((work / "reports").glob("storage-*.json"))
         if not reports:
             raise SystemExit("storage_report wrote no report")
-        from deltaglider_core.report import render_table
-        from deltaglider_core.stats import stats_from_dict
+        from deltaglider_core.ops.report import render_table
+        from deltaglider_core.ops.stats import stats_from_dict
 
         stats = stats_from_dict(json.loads(reports[-1].read_text()))
         print()

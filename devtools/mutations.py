@@ -21,8 +21,8 @@ class Mutation:
     why: str
 
 
-STORE = "core/deltaglider_core/store.py"
-REFS = "core/deltaglider_core/references.py"
+STORE = "core/deltaglider_core/storage/store.py"
+REFS = "core/deltaglider_core/storage/references.py"
 T_STORE = "tests/unit/test_store.py"
 T_RACES = "tests/unit/test_write_races.py"
 T_OPS = "tests/unit/test_operators.py"
@@ -105,7 +105,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "prune-ignores-named-references",
         "writes",
-        "core/deltaglider_core/prune.py",
+        "core/deltaglider_core/storage/prune.py",
         "        if ref.key in named:\n            continue",
         "        if False:\n            continue",
         (T_STORE, T_RACES),
@@ -126,7 +126,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "prune-purges-what-a-delta-named",
         "writes",
-        "core/deltaglider_core/prune.py",
+        "core/deltaglider_core/storage/prune.py",
         "        if original in named:\n            restored.append(original)",
         "        if False:\n            restored.append(original)",
         (T_RACES,),
@@ -144,7 +144,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "poor-delta-kept",
         "writes",
-        "core/deltaglider_core/policy.py",
+        "core/deltaglider_core/storage/policy.py",
         "    return file_size > 0 and delta_size / file_size > max_ratio",
         "    return False",
         (T_STORE,),
@@ -182,17 +182,17 @@ MUTATIONS: tuple[Mutation, ...] = (
         "upload-operator-drops-max-ratio",
         "config",
         "airflow_provider_deltaglider/operators/upload.py",
-        "        limit = ratio(self.max_ratio)\n",
-        "        limit = None\n",
+        "            max_ratio=ratio(self.max_ratio), replace=self.replace, log=self.log,\n",
+        "            max_ratio=None, replace=self.replace, log=self.log,\n",
         (T_OPS,),
         "the upload operator's max_ratio argument is ignored",
     ),
     Mutation(
         "env-max-ratio-ignored",
         "config",
-        "core/deltaglider_core/config.py",
-        '    raw = _env(env).get("DG_MAX_RATIO")',
-        "    raw = None",
+        "core/deltaglider_core/storage/config.py",
+        '        if "max_ratio" not in values and source.get("DG_MAX_RATIO"):',
+        "        if False:",
         (T_STORE,),
         "DG_MAX_RATIO is ignored",
     ),
@@ -200,7 +200,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "symlink-escape-allowed",
         "paths",
-        "core/deltaglider_core/paths.py",
+        "core/deltaglider_core/support/paths.py",
         "    if root != target and root not in target.parents:",
         "    if False:",
         ("tests/unit/test_paths.py",),
@@ -209,7 +209,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "dotdot-allowed",
         "paths",
-        "core/deltaglider_core/paths.py",
+        "core/deltaglider_core/support/paths.py",
         '    if any(part in ("..", ".") for part in relative_key.split("/")) or not relative_key:',
         "    if not relative_key:",
         ("tests/unit/test_paths.py",),
@@ -219,7 +219,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "sync-never-sees-changes",
         "sync",
-        "core/deltaglider_core/sync.py",
+        "core/deltaglider_core/ops/sync.py",
         "    stat = local.stat()\n    if remote.original_size",
         "    return False\n    stat = local.stat()\n    if remote.original_size",
         ("tests/unit/test_sync.py",),
@@ -228,7 +228,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "sync-mtime-direction",
         "sync",
-        "core/deltaglider_core/sync.py",
+        "core/deltaglider_core/ops/sync.py",
         "    return remote.last_modified > local_time if remote_is_newer else local_time > remote.last_modified",
         "    return False",
         ("tests/unit/test_sync.py",),
@@ -237,7 +237,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "newest-release-wrong-object",
         "releases",
-        "core/deltaglider_core/releases.py",
+        "core/deltaglider_core/ops/releases.py",
         "        info = store.head(query.bucket, releases[-1].key)",
         "        info = store.head(query.bucket, releases[0].key)",
         ("tests/unit/test_releases.py",),
@@ -246,7 +246,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "releases-by-mtime",
         "releases",
-        "core/deltaglider_core/releases.py",
+        "core/deltaglider_core/ops/releases.py",
         "    return (version is not None, version or Version((), 0, 0, 0), stamp, obj.key)",
         "    return (stamp, obj.key)",
         ("tests/unit/test_releases.py",),
@@ -292,7 +292,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "preflight-fail-mode-warns",
         "preflight",
-        "core/deltaglider_core/ec2.py",
+        "core/deltaglider_core/ops/ec2.py",
         '    if mode == "fail" and outcome.is_mismatch:',
         '    if mode == "never" and outcome.is_mismatch:',
         ("tests/unit/test_preflight.py",),
@@ -310,7 +310,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "migrate-recopies-everything",
         "migrate",
-        "core/deltaglider_core/migrate.py",
+        "core/deltaglider_core/ops/migrate.py",
         "                if self._already_there(obj, dest_key, existing):",
         "                if False:",
         ("tests/unit/test_migrate.py",),
@@ -319,7 +319,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "stats-no-orphans",
         "stats",
-        "core/deltaglider_core/stats.py",
+        "core/deltaglider_core/ops/stats.py",
         "OrphanedReference(k, size) for k, size in sorted(space.ref_keys.items()) if k not in space.used_refs",
         "OrphanedReference(k, size) for k, size in sorted(space.ref_keys.items()) if False",
         (T_OPS,),
@@ -329,7 +329,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "sigv4-drops-session-token",
         "transport",
-        "core/deltaglider_core/sigv4.py",
+        "core/deltaglider_core/transport/sigv4.py",
         '            headers["x-amz-security-token"] = creds.token',
         "            pass",
         ("tests/unit/test_sigv4.py",),
@@ -338,7 +338,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "fast-list-stops-after-first-page",
         "transport",
-        "core/deltaglider_core/s3.py",
+        "core/deltaglider_core/transport/s3.py",
         '            if not raw.get("IsTruncated") or not token:',
         "            if True:",
         ("tests/integration/test_fast_http.py",),
@@ -347,7 +347,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "fast-list-keys-not-decoded",
         "transport",
-        "core/deltaglider_core/fast_http.py",
+        "core/deltaglider_core/transport/fast_http.py",
         '                    "Key": unquote(fields[_KEY]),',
         '                    "Key": fields[_KEY],',
         ("tests/integration/test_fast_http.py",),
@@ -356,7 +356,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "fast-head-missing-as-error",
         "transport",
-        "core/deltaglider_core/fast_http.py",
+        "core/deltaglider_core/transport/fast_http.py",
         "        if response.status == 404:\n            self.answered += 1\n            return True, None",
         "        if response.status == 404:\n            return False, None",
         ("tests/integration/test_fast_http.py",),
@@ -376,8 +376,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "codec-worker-reruns-main",
         "transport",
-        "core/deltaglider_core/codec_pool.py",
-        '[sys.executable, "-m", "deltaglider_core.codec_worker", library_path]',
+        "core/deltaglider_core/codec/pool.py",
+        '[sys.executable, "-m", "deltaglider_core.codec.worker", library_path]',
         '[sys.executable, sys.modules["__main__"].__file__ or "", library_path]',
         ("tests/unit/test_codec_pool.py",),
         "codec worker processes run the task's main module (the airflow command) and die",
@@ -385,7 +385,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "fast-path-ignores-proxy",
         "transport",
-        "core/deltaglider_core/fast_http.py",
+        "core/deltaglider_core/transport/fast_http.py",
         'proxy = self.proxies.proxy_url_for(url) or ""',
         'proxy = ""',
         ("tests/integration/test_fast_http.py",),
@@ -404,7 +404,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "lzma-secondary-unread",
         "reads",
-        "core/deltaglider_core/vcdiff.py",
+        "core/deltaglider_core/codec/vcdiff.py",
         "    if compressor == 2:\n        return _LzmaSections(name)",
         "    if compressor == 99:\n        return _LzmaSections(name)",
         ("tests/unit/test_xdelta3_fixtures.py", "tests/unit/test_deltaglider_bucket.py"),
@@ -413,7 +413,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "non-ascii-name-in-metadata",
         "writes",
-        "core/deltaglider_core/format.py",
+        "core/deltaglider_core/storage/format.py",
         '            meta_key("original-name"): meta_text(original_name),\n'
         '            meta_key("file-size"): str(size),\n            meta_key("ref-key")',
         '            meta_key("original-name"): original_name,\n'
@@ -424,7 +424,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "listing-resumes-through-paginator",
         "transport",
-        "core/deltaglider_core/s3.py",
+        "core/deltaglider_core/transport/s3.py",
         "                raw = self.client.list_objects_v2(**params)\n            yield raw",
         '                yield from self.client.get_paginator("list_objects_v2").paginate(\n'
         '                    **args, PaginationConfig={"StartingToken": token} if token else {}\n'
@@ -435,7 +435,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "migration-copies-references",
         "migrate",
-        "core/deltaglider_core/migrate.py",
+        "core/deltaglider_core/ops/migrate.py",
         "                    self._internal += 1\n                    continue",
         "                    logical = obj.key",
         ("tests/unit/test_migrate.py",),
@@ -444,7 +444,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "upload-collisions-overwrite",
         "operators",
-        "airflow_provider_deltaglider/operators/sources.py",
+        "core/deltaglider_core/ops/sources.py",
         "    _refuse_collisions(list(found.values()), keep_paths)\n",
         "",
         ("tests/unit/test_upload_sources.py",),
@@ -471,7 +471,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "local-file-folder-clash-written",
         "paths",
-        "core/deltaglider_core/paths.py",
+        "core/deltaglider_core/support/paths.py",
         "        if rel in folders:",
         "        if False:",
         ("tests/unit/test_local_targets.py",),
@@ -480,7 +480,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "sweep-removes-live-dirs",
         "writes",
-        "core/deltaglider_core/scratch.py",
+        "core/deltaglider_core/support/scratch.py",
         "        if pid == os.getpid() or owner_alive(pid, made):",
         "        if pid == os.getpid():",
         ("tests/unit/test_scratch.py",),
@@ -516,7 +516,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "fast-breaker-never-opens",
         "transport",
-        "core/deltaglider_core/fast_http.py",
+        "core/deltaglider_core/transport/fast_http.py",
         "            if count >= BREAKER_FAILURES:\n                self._open_until[bucket]",
         "            if False:\n                self._open_until[bucket]",
         ("tests/integration/test_fast_http.py::test_a_stalling_endpoint_costs_at_most_three_timeouts",),
@@ -525,7 +525,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "slow-down-resent-at-once",
         "transport",
-        "core/deltaglider_core/fast_http.py",
+        "core/deltaglider_core/transport/fast_http.py",
         "            self.sleep(random.uniform(0, FIRST_RETRY_DELAY_S))",
         "            pass",
         ("tests/integration/test_fast_http.py::test_slow_down_waits_before_boto3_retries_never_resent_at_once",),
@@ -534,7 +534,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "fast-put-conditional-too",
         "transport",
-        "core/deltaglider_core/s3.py",
+        "core/deltaglider_core/transport/s3.py",
         "        fast = None if if_none_match else self.fast",
         "        fast = self.fast",
         ("tests/integration/test_fast_http.py::test_conditional_writes_never_take_the_fast_path",),
@@ -543,7 +543,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "fast-put-without-crc32",
         "transport",
-        "core/deltaglider_core/fast_http.py",
+        "core/deltaglider_core/transport/fast_http.py",
         '        self._crc32 = checksums != "when_required"',
         "        self._crc32 = False",
         ("tests/integration/test_fast_http.py::test_small_puts_go_fast_with_the_headers_boto3_sends",),
@@ -552,7 +552,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "fast-put-sends-non-ascii-metadata",
         "transport",
-        "core/deltaglider_core/fast_http.py",
+        "core/deltaglider_core/transport/fast_http.py",
         "        if not (name.isascii() and value.isascii() and value.isprintable() and name.isprintable()):",
         "        if not (value.isprintable() and name.isprintable()):",
         ("tests/integration/test_fast_http.py::test_a_put_boto3_would_send_otherwise_is_left_to_it",),
@@ -561,7 +561,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "parallel-work-encodes-in-process",
         "codec",
-        "core/deltaglider_core/codec_pool.py",
+        "core/deltaglider_core/codec/pool.py",
         "            done = None if self._parallel else self._local.try_run(args)",
         "            done = self._local.try_run(args)",
         ("tests/unit/test_codec_pool.py::test_warm_up_starts_the_workers_before_any_call_and_close_ends_them",),
@@ -570,7 +570,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "zip-probe-at-full-level",
         "writes",
-        "core/deltaglider_core/zip_content.py",
+        "core/deltaglider_core/content/zip_content.py",
         '            encode(a, b, work / "probe.delta", quick=True)',
         '            encode(a, b, work / "probe.delta")',
         ("tests/unit/test_zip_content.py",),
@@ -579,7 +579,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "fast-layout-from-presign",
         "transport",
-        "core/deltaglider_core/fast_http.py",
+        "core/deltaglider_core/transport/fast_http.py",
         "            url = self._request_url(bucket)",
         "            url = self.client.generate_presigned_url("
         '"head_object", Params={"Bucket": bucket, "Key": _PROBE_KEY})',
@@ -599,7 +599,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "form-delete-unconditional",
         "writes",
-        "core/deltaglider_core/s3.py",
+        "core/deltaglider_core/transport/s3.py",
         "                self.client.delete_object(Bucket=bucket, Key=key, IfMatch=quoted)",
         "                self.client.delete_object(Bucket=bucket, Key=key)",
         ("tests/unit/test_same_key_writers.py",),
@@ -619,7 +619,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "probe-trusts-any-delete",
         "writes",
-        "core/deltaglider_core/s3.py",
+        "core/deltaglider_core/transport/s3.py",
         "                    self.client.delete_object(Bucket=bucket, Key=probe_key, IfMatch=first)\n"
         "                    honoured = False\n",
         "                    self.client.delete_object(Bucket=bucket, Key=probe_key, IfMatch=first)\n"
@@ -630,7 +630,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "failed-page-read-as-empty",
         "listing",
-        "core/deltaglider_core/s3.py",
+        "core/deltaglider_core/transport/s3.py",
         "            if raw is None:\n                raw = self.client.list_objects_v2(**params)\n",
         "            if raw is None:\n                raw = {}\n",
         ("tests/integration/test_faults.py",),
@@ -639,7 +639,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "disk-cache-unbounded",
         "cache",
-        "core/deltaglider_core/cache.py",
+        "core/deltaglider_core/storage/cache.py",
         "        self._trim(keep=final)\n",
         "        pass\n",
         ("tests/unit/test_cache.py",),
@@ -649,7 +649,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "fgk-forgets-plain-sections",
         "codec",
-        "core/deltaglider_core/vcdiff.py",
+        "core/deltaglider_core/codec/vcdiff.py",
         "            self.trees.setdefault(kind, FgkDecoder()).learn(body)",
         "            pass",
         ("tests/unit/test_xdelta3_fixtures.py",),
@@ -658,7 +658,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "djw-ignores-known-zero-lengths",
         "codec",
-        "core/deltaglider_core/djw.py",
+        "core/deltaglider_core/codec/djw.py",
         "        if skip and n >= skip and values[n - skip] == 0:",
         "        if False:",
         ("tests/unit/test_xdelta3_fixtures.py",),
@@ -667,7 +667,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "fgk-leader-is-rightmost-equal-weight",
         "codec",
-        "core/deltaglider_core/fgk.py",
+        "core/deltaglider_core/codec/fgk.py",
         "        if before == (self.ZERO if self.unseen else _NONE):\n            return\n",
         "",
         ("tests/unit/test_xdelta3_fixtures.py",),
@@ -677,7 +677,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "external-source-not-decompressed",
         "reads",
-        "core/deltaglider_core/external_compression.py",
+        "core/deltaglider_core/content/external.py",
         "        target, source = parts[1], parts[3]",
         '        target, source = parts[1], b""',
         ("tests/integration/test_external_compression.py",),
@@ -686,7 +686,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "zip-unchanged-member-decompressed",
         "writes",
-        "core/deltaglider_core/zip_content.py",
+        "core/deltaglider_core/content/zip_content.py",
         "    if _key(info) in known.members or not _decompressible(info):",
         "    if not _decompressible(info):",
         ("tests/unit/test_zip_content.py",),
@@ -695,7 +695,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "zip-reference-expands-every-member",
         "writes",
-        "core/deltaglider_core/zip_content.py",
+        "core/deltaglider_core/content/zip_content.py",
         "_reference_member(src, info, start, writer, work, plan.get(info.filename, 0))",
         "_reference_member(src, info, start, writer, work, CONTENT | INNER)",
         ("tests/unit/test_zip_content.py",),
@@ -704,7 +704,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "zip-content-tried-on-rebuilt-members",
         "writes",
-        "core/deltaglider_core/zip_content.py",
+        "core/deltaglider_core/content/zip_content.py",
         "    sample = sorted(changed, key=lambda i: i.compress_size, reverse=True)[:SAMPLE]",
         "    return True",
         ("tests/unit/test_zip_content.py",),
@@ -713,7 +713,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "gzip-inflate-past-its-trailer",
         "writes",
-        "core/deltaglider_core/gzip_content.py",
+        "core/deltaglider_core/content/gzip_content.py",
         "            if self.size > self.limit:",
         "            if False:",
         ("tests/unit/test_zip_content.py",),
@@ -722,7 +722,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "probe-per-thread",
         "writes",
-        "core/deltaglider_core/s3.py",
+        "core/deltaglider_core/transport/s3.py",
         "        with self._probe_lock:\n            known = answers.get(bucket)",
         "        with threading.Lock():\n            known = answers.get(bucket)",
         (T_RACES + "::test_threads_starting_together_share_one_probe",),
@@ -731,7 +731,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "cache-entry-hash-unchecked",
         "cache",
-        "core/deltaglider_core/cache.py",
+        "core/deltaglider_core/storage/cache.py",
         "        return index > 0 and digest.hexdigest() == sha256",
         "        return index > 0",
         ("tests/unit/test_cache.py",),
@@ -740,7 +740,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "env-switch-typo-means-false",
         "config",
-        "core/deltaglider_core/config.py",
+        "core/deltaglider_core/support/env.py",
         "    if value is None:\n        raise DeltaGliderError(",
         "    if value is None:\n        return False\n        raise DeltaGliderError(",
         ("tests/unit/test_env_flags.py",),

@@ -119,9 +119,9 @@ class S3Env:
 
     def store(self, **options: Any) -> Any:
         """A DeltaStore on this server, with the fast transport where the server is real."""
-        from deltaglider_core import DeltaStore
+        from deltaglider_core import DeltaStore, Endpoint, StoreConfig
 
-        return DeltaStore(self.client, credentials=self.credentials, **options)
+        return DeltaStore(Endpoint(self.client, credentials=self.credentials), StoreConfig.from_env(**options))
 
 
 def new_bucket_name() -> str:

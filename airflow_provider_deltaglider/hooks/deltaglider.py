@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from deltaglider_core import DeltaStore
-from deltaglider_core.ec2 import PreflightResult, preflight
+from deltaglider_core import DeltaStore, Endpoint, StoreConfig
+from deltaglider_core.ops import PreflightResult, preflight
 
 from airflow_provider_deltaglider.compat import BaseHook, mask_secret
 
@@ -77,6 +77,14 @@ class DeltaGliderHook(BaseHook):
         )
 
     @property
+    def endpoint(self) -> Endpoint:
+        """The connection set the store is made from: client, its credentials and verify, fast_transport."""
+        c = self.connection
+        return Endpoint(
+            c.client, credentials=c.credentials, verify=c.verify, fast_transport=self.settings.fast_transport
+        )
+
+    @property
     def client(self) -> Any:
         return self.connection.client
 
@@ -103,19 +111,16 @@ class DeltaGliderHook(BaseHook):
         """A ready DeltaStore (one per hook instance)."""
         if self._store is None:
             s = self.settings
-            self._store = DeltaStore(
-                self.client,
+            config = StoreConfig.from_env(
                 max_ratio=s.max_ratio,
-                cache=s.cache_backend,
+                cache_backend=s.cache_backend,
                 cache_memory_size_mb=s.cache_memory_size_mb,
                 cache_disk_size_mb=s.cache_disk_size_mb,
                 memory_budget_mb=s.memory_budget_mb,
                 allow_unconditional_writes=s.allow_unconditional_writes,
-                fast_transport=s.fast_transport,
                 deltaglider_compatible=s.deltaglider_compatible,
-                credentials=self.connection.credentials,
-                verify=self.connection.verify,
             )
+            self._store = DeltaStore(self.endpoint, config)
         return self._store
 
     def bucket_region(self, bucket: str) -> str | None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, overload
 
-from deltaglider_core.config import parse_flag
+from deltaglider_core.ops import parse_flag
 
 CHECK_MODES = ("warn", "fail", "off")
 CACHE_BACKENDS = ("filesystem", "memory")

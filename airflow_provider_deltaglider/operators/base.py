@@ -14,9 +14,8 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from airflow.sdk import BaseOperator
-from deltaglider_core.ec2 import PreflightResult, RegionMismatch
-from deltaglider_core.errors import AccessDenied, IntegrityError, InvalidLocation, NotFound
-from deltaglider_core.format import parse_s3_url
+from deltaglider_core import AccessDenied, IntegrityError, InvalidLocation, NotFound, parse_s3_url
+from deltaglider_core.ops import PreflightResult, RegionMismatch
 
 from airflow_provider_deltaglider.compat import AirflowFailException
 from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from deltaglider_core.migrate import Migration
-from deltaglider_core.selection import parse_shard, shard_list
+from deltaglider_core.ops import Migration, parse_shard, shard_list
 
 from airflow_provider_deltaglider.compat import AirflowException
 from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook
@@ -99,7 +98,7 @@ class DeltaGliderMigrateOperator(DeltaGliderBaseOperator):
         dst_bucket, dst_prefix = split_url(self.dest)
         migration = Migration(
             self.hook.get_store(),
-            self.source_hook.get_client(),
+            None if self.source_conn_id is None else self.source_hook.endpoint,
             src_bucket,
             src_prefix,
             dst_bucket,
@@ -111,9 +110,6 @@ class DeltaGliderMigrateOperator(DeltaGliderBaseOperator):
             shard=parse_shard(self.shard, self.shard_index, self.shard_count),
             max_workers=self.max_workers,
             logger=self.log,
-            source_credentials=self.source_hook.connection.credentials,
-            source_verify=self.source_hook.connection.verify,
-            source_fast_transport=self.source_hook.settings.fast_transport,
         )
         report = migration.run(dry_run=self.plan_only)
         self.log.info(

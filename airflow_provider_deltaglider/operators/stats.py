@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from deltaglider_core.progress import Progress
-from deltaglider_core.report import render_table, write_reports
-from deltaglider_core.stats import compute_stats
+from deltaglider_core.ops import Progress, compute_stats, render_table, write_reports
 
 from .base import DeltaGliderBaseOperator, connection_template_fields, split_location, task_entry
 
@@ -52,15 +50,7 @@ class DeltaGliderStatsOperator(DeltaGliderBaseOperator):
         bucket, prefix = split_location(self.location)
         store = self.hook.get_store()
         progress = Progress("stats", 0, None, self.log)  # the total is unknown until the listing ends
-        stats = compute_stats(
-            store.s3,
-            bucket,
-            prefix,
-            detailed=self.detailed,
-            kinds=self.kinds,
-            max_workers=store.max_workers,
-            on_page=progress.advance,
-        )
+        stats = compute_stats(store, bucket, prefix, detailed=self.detailed, kinds=self.kinds, on_page=progress.advance)
         progress.finish()
         self.log.info("DeltaGlider storage stats\n%s", render_table(stats))
         result = stats.to_dict()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from deltaglider_core.errors import InvalidLocation
-from deltaglider_core.sync import sync_down, sync_up
+from deltaglider_core import InvalidLocation
+from deltaglider_core.ops import sync_down, sync_up
 
 from airflow_provider_deltaglider.compat import AirflowException
 
@@ -68,7 +68,7 @@ class DeltaGliderSyncOperator(DeltaGliderBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         bucket, prefix = split_url(self._remote())
         store = self.hook.get_store()
-        store.s3.ensure_bucket(bucket)
+        store.ensure_bucket(bucket)
         if self.dest.startswith("s3://"):
             report = sync_up(
                 store, self.source, bucket, prefix, delete=self.delete, include=self.include, exclude=self.exclude,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from deltaglider_core.releases import ReleaseQuery, find_releases, payload
+from deltaglider_core.ops import ReleaseQuery, find_releases, payload
 
 from airflow_provider_deltaglider.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from deltaglider_core.releases import Release
+from deltaglider_core.ops import Release
 
 BUDGET_BYTES = 60_000
 

@@ -19,9 +19,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
-from deltaglider_core.errors import DeltaGliderError
-from deltaglider_core.format import parse_s3_url
-from deltaglider_core.releases import Release, ReleaseQuery, find_releases, payload
+from deltaglider_core import DeltaGliderError, parse_s3_url
+from deltaglider_core.ops import Release, ReleaseQuery, find_releases, payload
 
 from airflow_provider_deltaglider.operators.base import FINAL_ERRORS
 

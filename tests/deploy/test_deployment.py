@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deltaglider_core import DeltaStore
-from deltaglider_core.stats import compute_stats
+from deltaglider_core import DeltaStore, Endpoint
+from deltaglider_core.ops.stats import compute_stats
 
 from example_dags.fake_builds import make_build
 from tests.airflow_runs import conn_env
@@ -76,7 +76,7 @@ def world(seaweed: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
         "AWS_EC2_METADATA_DISABLED": "true",
     }
     deployment = Deployment(base / "airflow", ROOT / "example_dags", env=env, parallelism=4)
-    store = DeltaStore(client, credentials=seaweed.credentials())
+    store = DeltaStore(Endpoint(client, credentials=seaweed.credentials()))
     with deployment:
         deployment.wait_parsed(*DAG_IDS)
         yield World(deployment, client, store, base / "work")
@@ -147,7 +147,7 @@ def _assert_migrated(world: World, source: dict[str, bytes], src_prefix: str, de
            Prefix=dest_prefix) for o in p.get("Contents", [])]  # fmt: skip
     logical = [k[: -len(".delta")] if k.endswith(".delta") else k for k in raw if not k.endswith("reference.bin")]
     assert len(logical) == len(set(logical)) == len(source), "a key stored twice (whole and delta) or missing"
-    stats = compute_stats(world.store.s3, ARTIFACTS, dest_prefix, detailed=True)
+    stats = compute_stats(world.store, ARTIFACTS, dest_prefix, detailed=True)
     assert stats.orphaned_references == (), stats.orphaned_references
 
 

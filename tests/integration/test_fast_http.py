@@ -10,9 +10,10 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.credentials import Credentials
+from deltaglider_core import Endpoint
 from deltaglider_core.errors import NotFound, StorageError
-from deltaglider_core.fast_http import USER_AGENT
-from deltaglider_core.s3 import S3
+from deltaglider_core.transport.fast_http import USER_AGENT
+from deltaglider_core.transport.s3 import S3
 
 from tests.faults import Credentials as ProxyCredentials
 from tests.faults import Fault, FaultProxy
@@ -115,7 +116,7 @@ def test_fast_transport_can_be_switched_off_per_connection(
 
 
 def test_small_downloads_come_over_the_fast_path(filled: Any, tmp_path: Any) -> None:
-    from deltaglider_core.s3 import FAST_GET_MAX
+    from deltaglider_core.transport.s3 import FAST_GET_MAX
 
     s3 = filled.store().s3
     assert s3.fast is not None
@@ -275,7 +276,7 @@ def test_small_puts_go_fast_with_the_headers_boto3_sends(
 
 
 def test_a_put_boto3_would_send_otherwise_is_left_to_it(seaweed_s3: Any, seaweed: Any, tmp_path: Any) -> None:
-    from deltaglider_core.s3 import FAST_PUT_MAX
+    from deltaglider_core.transport.s3 import FAST_PUT_MAX
 
     source = tmp_path / "f"
     source.write_bytes(b"x" * 100)
@@ -359,7 +360,7 @@ def test_a_refused_put_leaves_the_bucket_to_boto3(seaweed_s3: Any, proxy: Any, s
 def test_conditional_writes_never_take_the_fast_path(seaweed_s3: Any, proxy: Any, seaweed: Any, builds: Any) -> None:
     from deltaglider_core import DeltaStore
 
-    store = DeltaStore(proxy.client(), credentials=seaweed.credentials())
+    store = DeltaStore(Endpoint(proxy.client(), credentials=seaweed.credentials()))
     for version in range(3):
         store.put(builds(version), seaweed_s3.bucket, f"rel/app-1.0.{version}.zip")
     # A conditional write onto an existing key is refused as asked, and the object stays as it was.

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deltaglider_core import DeltaStore, s3
+from deltaglider_core import DeltaStore, Endpoint
 from deltaglider_core.errors import StorageError
-from deltaglider_core.migrate import Migration
-from deltaglider_core.stats import compute_stats
-from deltaglider_core.sync import sync_down, sync_up
+from deltaglider_core.ops.migrate import Migration
+from deltaglider_core.ops.stats import compute_stats
+from deltaglider_core.ops.sync import sync_down, sync_up
+from deltaglider_core.transport import s3
 
 from tests.conftest import new_bucket_name
 from tests.faults import Credentials, Fault, FaultProxy
@@ -39,7 +40,7 @@ def world(seaweed: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
         client = proxy.client()
         bucket = new_bucket_name()
         client.create_bucket(Bucket=bucket)
-        with DeltaStore(client, credentials=seaweed.credentials()) as store:
+        with DeltaStore(Endpoint(client, credentials=seaweed.credentials())) as store:
             for v in range(3):
                 store.put(make_build(root / "builds", v, size=60_000, members=6), bucket, f"data/app-1.0.{v}.zip")
             for i in range(6):
@@ -59,7 +60,7 @@ def _mirror(world: dict[str, Any]) -> None:
     """mirror/ as sync up finds it: 2 files equal to local ones, 1 different, 6 to delete (3 pages)."""
     client, bucket = world["client"], world["bucket"]
     _clear(client, bucket, "mirror/")
-    with DeltaStore(client, credentials=world["credentials"]) as store:
+    with DeltaStore(Endpoint(client, credentials=world["credentials"])) as store:
         for i in (0, 1):
             store.put(world["local"] / f"f{i}.txt", bucket, f"mirror/f{i}.txt")
     client.put_object(Bucket=bucket, Key="mirror/f2.txt", Body=b"stale\n")
@@ -89,25 +90,25 @@ def _untimed(report: dict[str, Any]) -> dict[str, Any]:
 
 # Each operation runs in a fresh store (a fresh fast-transport breaker) and returns what a user would compare.
 def op_list(world: dict[str, Any], tmp: Path) -> Any:
-    with DeltaStore(world["client"], credentials=world["credentials"]) as store:
+    with DeltaStore(Endpoint(world["client"], credentials=world["credentials"])) as store:
         return [(o.key, o.kind, o.sha256, o.original_size) for o in store.list(world["bucket"], "data/")]
 
 
 def op_stats(world: dict[str, Any], tmp: Path) -> Any:
-    with DeltaStore(world["client"], credentials=world["credentials"]) as store:
-        return _untimed(compute_stats(store.s3, world["bucket"], "data/", kinds=True).to_dict())
+    with DeltaStore(Endpoint(world["client"], credentials=world["credentials"])) as store:
+        return _untimed(compute_stats(store, world["bucket"], "data/", kinds=True).to_dict())
 
 
 def op_stats_folders(world: dict[str, Any], tmp: Path) -> Any:
     """Stats discover folders from CommonPrefixes first: a page of them lost would undercount."""
-    with DeltaStore(world["client"], credentials=world["credentials"]) as store:
-        report = _untimed(compute_stats(store.s3, world["bucket"], "tree/", kinds=True).to_dict())
+    with DeltaStore(Endpoint(world["client"], credentials=world["credentials"])) as store:
+        report = _untimed(compute_stats(store, world["bucket"], "tree/", kinds=True).to_dict())
     assert report["objects"] == 10
     return report
 
 
 def op_sync_up(world: dict[str, Any], tmp: Path) -> Any:
-    with DeltaStore(world["client"], credentials=world["credentials"]) as store:
+    with DeltaStore(Endpoint(world["client"], credentials=world["credentials"])) as store:
         report = sync_up(store, world["local"], world["bucket"], "mirror/", delete=True).to_dict()
     return _untimed(report), _bytes_under(world["client"], world["bucket"], "mirror/")
 
@@ -117,7 +118,7 @@ def op_sync_down(world: dict[str, Any], tmp: Path) -> Any:
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir()
     (dest / "extra.txt").write_text("not in S3\n")
-    with DeltaStore(world["client"], credentials=world["credentials"]) as store:
+    with DeltaStore(Endpoint(world["client"], credentials=world["credentials"])) as store:
         report = _untimed(sync_down(store, world["bucket"], "data/", dest, delete=True).to_dict())
     report["dest"] = "<dest>"
     report["deleted"] = [Path(p).name for p in report["deleted"]]
@@ -126,13 +127,13 @@ def op_sync_down(world: dict[str, Any], tmp: Path) -> Any:
 
 def op_migrate(world: dict[str, Any], tmp: Path) -> Any:
     bucket = world["bucket"]
-    with DeltaStore(world["client"], credentials=world["credentials"]) as store:
-        report = Migration(store, world["client"], bucket, "data/", bucket, "dest/", preserve_prefix=False).run()
+    with DeltaStore(Endpoint(world["client"], credentials=world["credentials"])) as store:
+        report = Migration(store, None, bucket, "data/", bucket, "dest/", preserve_prefix=False).run()
     return _untimed(report.to_dict()), _bytes_under(world["client"], bucket, "dest/")
 
 
 def op_prune(world: dict[str, Any], tmp: Path) -> Any:
-    with DeltaStore(world["client"], credentials=world["credentials"]) as store:
+    with DeltaStore(Endpoint(world["client"], credentials=world["credentials"])) as store:
         report = store.prune(world["bucket"], "", grace=dt.timedelta(0), dry_run=True).to_dict()
     return _untimed(report)
 
@@ -195,7 +196,10 @@ def test_a_server_ignoring_if_none_match_gets_the_clear_refusal(world: dict[str,
     proxy.clear()
     proxy.inject(Fault("strip-conditions", method="PUT", header="If-None-Match", times=1_000))
     try:
-        with DeltaStore(world["client"], credentials=world["credentials"]) as store, pytest.raises(StorageError) as err:
+        with (
+            DeltaStore(Endpoint(world["client"], credentials=world["credentials"])) as store,
+            pytest.raises(StorageError) as err,
+        ):
             store.put(builds(0), world["bucket"], "cond/app-1.0.0.zip")
     finally:
         proxy.clear()
@@ -210,7 +214,7 @@ def test_a_fault_on_a_write_is_retried_or_reported_never_half_done(world: dict[s
     key named, and leaves no delta behind."""
     proxy: FaultProxy = world["proxy"]
     bucket, client = world["bucket"], world["client"]
-    with DeltaStore(client, credentials=world["credentials"]) as store:
+    with DeltaStore(Endpoint(client, credentials=world["credentials"])) as store:
         store.put(builds(0), bucket, "w/app-1.0.0.zip")
         proxy.inject(Fault("503", method="PUT", path="/w/app-1.0.1.zip.delta"))
         assert store.put(builds(1), bucket, "w/app-1.0.1.zip").kind == "delta"

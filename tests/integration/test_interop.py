@@ -64,7 +64,7 @@ def test_peer_upload_after_ours_shares_the_reference(seaweed_s3: Any, peer: Any,
 
 
 def test_migrating_what_deltaglider_wrote(seaweed_s3: Any, peer: Any, builds: Any, tmp_path: Path) -> None:
-    from deltaglider_core.migrate import Migration
+    from deltaglider_core.ops.migrate import Migration
 
     versions = [builds(v) for v in range(6)]
     peer.upload(versions, f"s3://{seaweed_s3.bucket}/legacy/app/")
@@ -72,7 +72,7 @@ def test_migrating_what_deltaglider_wrote(seaweed_s3: Any, peer: Any, builds: An
     before = {o["Key"]: o["ETag"] for o in client.list_objects_v2(Bucket=bucket, Prefix="legacy/")["Contents"]}
 
     def migrate() -> Any:
-        return Migration(DeltaStore(client), client, bucket, "legacy/", bucket, "new/", preserve_prefix=False).run()
+        return Migration(DeltaStore(client), None, bucket, "legacy/", bucket, "new/", preserve_prefix=False).run()
 
     first = migrate()
     assert (first.migrated, first.failed, first.internal) == (6, 0, 1)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from deltaglider_core import DeltaStore
-from deltaglider_core.format import DELTA_SUFFIX
-from deltaglider_core.migrate import dest_key_for
+from deltaglider_core.ops.migrate import dest_key_for
+from deltaglider_core.storage.format import DELTA_SUFFIX
 
 from tests.airflow_runs import conn_env, run_dag
 
@@ -87,11 +87,11 @@ def test_mapped_shards_migrate_everything(seaweed_s3: Any, builds: Any, tmp_path
 KILLED_WORKER = """
 import sys, boto3
 from deltaglider_core import DeltaStore
-from deltaglider_core.migrate import Migration
+from deltaglider_core.ops.migrate import Migration
 endpoint, access, secret, src, dst = sys.argv[1:6]
 client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access, aws_secret_access_key=secret,
                       region_name="us-east-1")
-Migration(DeltaStore(client), client, src, "src/", dst, "mirror/", max_workers=1).run()
+Migration(DeltaStore(client), None, src, "src/", dst, "mirror/", max_workers=1).run()
 """
 
 
@@ -109,10 +109,10 @@ def test_killed_migration_resumes_to_a_complete_copy(seaweed_s3: Any, builds: An
     proc.wait()
     partial = len(_raw_keys(seaweed_s3, dest, "mirror/"))
     assert partial > 0
-    from deltaglider_core.migrate import Migration
+    from deltaglider_core.ops.migrate import Migration
 
     store = seaweed_s3.store()
-    rerun = Migration(store, seaweed_s3.client, seaweed_s3.bucket, "src/", dest, "mirror/").run()
+    rerun = Migration(store, None, seaweed_s3.bucket, "src/", dest, "mirror/").run()
     assert rerun.failed == 0
     assert rerun.skipped > 0 and rerun.migrated + rerun.skipped == len(digests)
     _assert_complete(seaweed_s3, dest, digests, tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from deltaglider_core.releases import Release
+from deltaglider_core.ops.releases import Release
 
 from airflow_provider_deltaglider.triggers.announced import BUDGET_BYTES, Announced, pack, unpack
 

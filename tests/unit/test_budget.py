@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deltaglider_core import DeltaStore
-from deltaglider_core.budget import (
+from deltaglider_core import DeltaStore, StoreConfig
+from deltaglider_core.codec.budget import (
     DEFAULT_BUDGET,
     MIB,
     budget_from,
@@ -50,14 +50,14 @@ def test_budget_settings_are_checked_with_the_setting_named(monkeypatch: pytest.
     monkeypatch.setenv("DG_MEMORY_BUDGET_MB", "300")
     with DeltaStore(object()) as store:
         assert store.memory_budget == 300 * MIB and store.window == 32 * MIB
-    with DeltaStore(object(), memory_budget_mb=2048) as store:  # the argument wins over the environment
+    with DeltaStore(object(), StoreConfig(memory_budget_mb=2048)) as store:  # the argument wins over the environment
         assert store.memory_budget == 2048 * MIB and store.window == 256 * MIB
 
 
 def test_store_encodes_and_decodes_with_the_budget_window(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
     """The codec gets the budget's window on writes and the same on reads; a first upload runs no encode."""
     calls: list[tuple[str, int | None]] = []
-    store = DeltaStore(moto_s3.client, memory_budget_mb=256)
+    store = DeltaStore(moto_s3.client, StoreConfig(memory_budget_mb=256))
     real = store.codec
 
     class Spy:

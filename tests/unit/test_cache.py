@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from deltaglider_core import DeltaGliderError
-from deltaglider_core.cache import PLAIN_CHUNK, SUFFIX, FilesystemCache, MemoryCache, make_cache
+from deltaglider_core.storage.cache import PLAIN_CHUNK, SUFFIX, FilesystemCache, MemoryCache, make_cache
 
 
 def _file(tmp_path: Path, name: str, data: bytes) -> tuple[Path, str]:

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deltaglider_core.codec import CliRunner, CodecError, XDelta3Codec, default_codec, source_window
+from deltaglider_core.codec.xdelta3 import CliRunner, CodecError, XDelta3Codec, default_codec, source_window
 
 
 def _pair(tmp_path: Path, size: int = 300_000) -> tuple[Path, Path]:

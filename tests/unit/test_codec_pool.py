@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from deltaglider_core import DeltaStore
-from deltaglider_core.budget import MIB, encode_cost
-from deltaglider_core.codec import LibraryRunner, XDelta3Codec
-from deltaglider_core.codec_pool import ProcessRunner
+from deltaglider_core import DeltaStore, StoreConfig
+from deltaglider_core.codec.budget import MIB, encode_cost
+from deltaglider_core.codec.pool import ProcessRunner
+from deltaglider_core.codec.xdelta3 import LibraryRunner, XDelta3Codec
 
 
 def _alive(pid: int) -> bool:
@@ -76,7 +76,7 @@ def test_calls_wait_while_the_budget_is_spent() -> None:
 
 
 def test_store_close_stops_its_worker_processes(moto_s3: Any, builds: Any) -> None:
-    store = DeltaStore(moto_s3.client, max_workers=2)
+    store = DeltaStore(moto_s3.client, StoreConfig(max_workers=2))
     for i in range(2):
         store.put(builds(0, seed=i, name=f"app{i}"), moto_s3.bucket, f"s{i}/app{i}-1.0.0.zip")
     gate = threading.Barrier(2)
@@ -120,9 +120,9 @@ with open(sys.argv[1], "a") as marks:  # every execution of this file as a main 
 if __name__ != "__main__":
     raise SystemExit("a worker process re-ran the task's main module")  # as airflow's main does, in effect
 
-from deltaglider_core.codec import XDelta3Codec
-from deltaglider_core.codec_pool import ProcessRunner
-from deltaglider_core.budget import MIB
+from deltaglider_core.codec.xdelta3 import XDelta3Codec
+from deltaglider_core.codec.pool import ProcessRunner
+from deltaglider_core.codec.budget import MIB
 
 library, source, targets, out = sys.argv[2], Path(sys.argv[3]), sys.argv[4].split(","), Path(sys.argv[5])
 runner = ProcessRunner(library, workers=2, budget=4096 * MIB)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from deltaglider_core import DeltaStore
-from deltaglider_core.stats import compute_stats
-from deltaglider_core.sync import sync_down
+from deltaglider_core.ops.stats import compute_stats
+from deltaglider_core.ops.sync import sync_down
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "deltaglider-6.2.0"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
@@ -38,7 +38,7 @@ def dg_bucket(moto_s3: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_fixture_holds_lzma_secondary_deltas() -> None:
-    from deltaglider_core.vcdiff import secondary_compressor
+    from deltaglider_core.codec.vcdiff import secondary_compressor
 
     deltas = [o["file"] for k, o in MANIFEST["objects"].items() if k.endswith(".delta")]
     assert len(deltas) == 4
@@ -82,7 +82,7 @@ def test_download_operator_and_sync_down(dg_bucket: Any, tmp_path: Path, monkeyp
 
 
 def test_stats_count_logical_objects(dg_bucket: Any) -> None:
-    stats = compute_stats(DeltaStore(dg_bucket.client).s3, dg_bucket.bucket, "releases/")
+    stats = compute_stats(DeltaStore(dg_bucket.client), dg_bucket.bucket, "releases/")
     assert (stats.objects, stats.deltas, stats.references) == (len(ORIGINALS), 4, 1)
     assert stats.original_bytes == sum(o["size"] for o in ORIGINALS.values())
     stored = sum((FIXTURES / "objects" / o["file"]).stat().st_size for o in MANIFEST["objects"].values())
@@ -91,7 +91,7 @@ def test_stats_count_logical_objects(dg_bucket: Any) -> None:
 
 def test_stats_progress_counts_what_the_table_shows(dg_bucket: Any) -> None:
     """The progress line counts logical objects and stored bytes, like the table (not raw keys and 0 B)."""
-    from deltaglider_core.progress import Progress
+    from deltaglider_core.support.progress import Progress
 
     class Lines:
         def __init__(self) -> None:
@@ -102,7 +102,7 @@ def test_stats_progress_counts_what_the_table_shows(dg_bucket: Any) -> None:
 
     log = Lines()
     progress = Progress("stats", 0, None, log)
-    stats = compute_stats(DeltaStore(dg_bucket.client).s3, dg_bucket.bucket, "releases/", on_page=progress.advance)
+    stats = compute_stats(DeltaStore(dg_bucket.client), dg_bucket.bucket, "releases/", on_page=progress.advance)
     progress.finish()
     assert (progress.done_objects, progress.done_bytes) == (stats.objects, stats.stored_bytes)
     assert log.lines[-1].startswith(f"stats: {stats.objects} objects, ")

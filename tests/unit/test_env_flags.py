@@ -4,8 +4,10 @@ took only ``0`` as off (``false`` left the fast transport on) and ``DG_DELTAGLID
 from __future__ import annotations
 
 import pytest
-from deltaglider_core import DeltaGliderError, ec2, fast_http
-from deltaglider_core.config import deltaglider_compatible_from_env, env_flag, parse_flag
+from deltaglider_core import DeltaGliderError, StoreConfig
+from deltaglider_core.ops import ec2
+from deltaglider_core.support.env import env_flag, parse_flag
+from deltaglider_core.transport import fast_http
 
 TRUE = ["true", "TRUE", " True ", "1", "yes", "Yes", "on", "ON"]
 FALSE = ["false", "False", "0", "no", "NO", "off", " Off"]
@@ -15,14 +17,14 @@ FALSE = ["false", "False", "0", "no", "NO", "off", " Off"]
 def test_true_words(word: str) -> None:
     assert parse_flag(word) is True
     assert env_flag("DG_X", False, {"DG_X": word}) is True
-    assert deltaglider_compatible_from_env({"DG_DELTAGLIDER_COMPATIBLE": word}) is True
+    assert StoreConfig.from_env({"DG_DELTAGLIDER_COMPATIBLE": word}).deltaglider_compatible is True
 
 
 @pytest.mark.parametrize("word", FALSE)
 def test_false_words(word: str) -> None:
     assert parse_flag(word) is False
     assert env_flag("DG_X", True, {"DG_X": word}) is False
-    assert deltaglider_compatible_from_env({"DG_DELTAGLIDER_COMPATIBLE": word}) is False
+    assert StoreConfig.from_env({"DG_DELTAGLIDER_COMPATIBLE": word}).deltaglider_compatible is False
 
 
 def test_unset_or_empty_gives_the_default() -> None:
@@ -35,7 +37,7 @@ def test_unset_or_empty_gives_the_default() -> None:
 def test_anything_else_is_refused_naming_the_variable(word: str) -> None:
     assert parse_flag(word) is None
     with pytest.raises(DeltaGliderError, match=rf"DG_DELTAGLIDER_COMPATIBLE='{word}' is not a boolean"):
-        deltaglider_compatible_from_env({"DG_DELTAGLIDER_COMPATIBLE": word})
+        StoreConfig.from_env({"DG_DELTAGLIDER_COMPATIBLE": word})
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deltaglider_core import external_compression
-from deltaglider_core.codec import default_codec
-from deltaglider_core.external_compression import ExternalCompression
+from deltaglider_core.codec.xdelta3 import default_codec
+from deltaglider_core.content import external as external_compression
+from deltaglider_core.content.external import ExternalCompression
 
 
 def _gz(path: Path, text: str) -> Path:

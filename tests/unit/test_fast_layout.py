@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.credentials import Credentials
-from deltaglider_core.fast_http import make_fast
+from deltaglider_core.transport.fast_http import make_fast
 
 
 class _Empty:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 from deltaglider_core import InvalidLocation
-from deltaglider_core.format import (
+from deltaglider_core.storage.format import (
     Location,
     base_generation,
     is_internal_key,

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deltaglider_core import DeltaStore, gzip_content
+from deltaglider_core import DeltaStore, StoreConfig
+from deltaglider_core.content import gzip_content
 from deltaglider_core.errors import CodecError, IntegrityError
 
 
@@ -65,7 +66,7 @@ def test_python_gzip_series_is_stored_as_small_content_deltas_and_read_back_exac
 def test_the_byte_level_delta_would_have_been_poor(moto_s3: Any, tmp_path: Path) -> None:
     """The reason for the content path: DeltaGlider-compatible, the series is stored whole (its xdelta3 cannot
     decode deltas of gzip files), far larger, with no metadata DeltaGlider 6 could not follow."""
-    compatible = DeltaStore(moto_s3.client, deltaglider_compatible=True)
+    compatible = DeltaStore(moto_s3.client, StoreConfig(deltaglider_compatible=True))
     files = [python_tgz(tmp_path / "in", v) for v in range(3)]
     results = [compatible.put(f, moto_s3.bucket, f"compat/{f.name}") for f in files]
     assert [r.kind for r in results] == ["direct"] * 3  # what DeltaGlider 6 reads back

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deltaglider_core import DeltaStore
+from deltaglider_core import DeltaStore, StoreConfig
 
 from airflow_provider_deltaglider.hooks.deltaglider import DeltaGliderHook
 from airflow_provider_deltaglider.triggers.release import DeltaGliderReleaseEventTrigger, DeltaGliderReleaseTrigger
@@ -38,7 +38,7 @@ def test_store_close_releases_everything_it_opened(moto_s3: Any, builds: Any, tm
     assert _ours() == before
     assert not mine & set(threading.enumerate())  # this store's side threads are gone
     store.close()  # idempotent
-    shared = DeltaStore(moto_s3.client, cache="memory")
+    shared = DeltaStore(moto_s3.client, StoreConfig(cache_backend="memory"))
     borrowed = DeltaStore(moto_s3.client, cache=shared.cache)
     borrowed.put(builds(2), moto_s3.bucket, "rel/app-1.0.2.zip")
     borrowed.close()

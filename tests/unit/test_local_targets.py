@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from deltaglider_core import DeltaStore
-from deltaglider_core.sync import sync_down
+from deltaglider_core.ops.sync import sync_down
 
 from airflow_provider_deltaglider.operators.download import DeltaGliderDownloadOperator
 from airflow_provider_deltaglider.operators.sync import DeltaGliderSyncOperator

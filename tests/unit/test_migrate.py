@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from deltaglider_core import DeltaStore
-from deltaglider_core.format import Location
-from deltaglider_core.migrate import Migration, dest_key_for
-from deltaglider_core.selection import parse_shard, shard_list
+from deltaglider_core.ops.migrate import Migration, dest_key_for
+from deltaglider_core.ops.selection import parse_shard, shard_list
+from deltaglider_core.storage.format import Location
 
 
 def test_dest_key_mapping() -> None:
@@ -55,7 +55,7 @@ def dest_bucket(moto_s3: Any) -> str:
 
 
 def _migration(env: Any, dest: str, shard: tuple[int, int] = (0, 1), **kw: Any) -> Migration:
-    return Migration(DeltaStore(env.client), env.client, env.bucket, "src/builds/", dest, "mirror/", shard=shard, **kw)
+    return Migration(DeltaStore(env.client), None, env.bucket, "src/builds/", dest, "mirror/", shard=shard, **kw)
 
 
 def test_shards_cover_everything_once_and_keep_deltaspaces_together(
@@ -162,7 +162,7 @@ def test_migrating_a_deltaglider_prefix_copies_its_files(
 
     def migration() -> Migration:
         store = DeltaStore(moto_s3.client)
-        return Migration(store, moto_s3.client, moto_s3.bucket, "releases/", dest_bucket, "mirror/")
+        return Migration(store, None, moto_s3.bucket, "releases/", dest_bucket, "mirror/")
 
     first = migration().run()
     originals = manifest["originals"]

@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 CORE_MODULES = [
-    "deltaglider_core", "deltaglider_core.store", "deltaglider_core.stats", "deltaglider_core.sync",
-    "deltaglider_core.migrate", "deltaglider_core.releases", "deltaglider_core.ec2", "deltaglider_core.report",
+    "deltaglider_core", "deltaglider_core.storage.store", "deltaglider_core.ops.stats", "deltaglider_core.ops.sync",
+    "deltaglider_core.ops.migrate", "deltaglider_core.ops.releases", "deltaglider_core.ops.ec2",
+    "deltaglider_core.ops.report",
 ]  # fmt: skip
 
 

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from deltaglider_core.parallel import run_grouped
+from deltaglider_core.support.parallel import run_grouped
 
 
 def test_groups_run_in_parallel_and_items_of_a_group_in_order() -> None:

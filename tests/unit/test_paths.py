@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from deltaglider_core.paths import UnsafeKey, safe_local_path
+from deltaglider_core.support.paths import UnsafeKey, safe_local_path
 
 
 def test_plain_keys_resolve_inside(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from deltaglider_core.policy import (
+from deltaglider_core.storage.policy import (
     DEFAULT_DELTA_EXTENSIONS,
     BaseHistory,
     delta_is_poor,
@@ -39,7 +39,7 @@ def test_rent_or_buy() -> None:
 def test_progress_lines() -> None:
     import logging
 
-    from deltaglider_core.progress import Progress
+    from deltaglider_core.support.progress import Progress
 
     lines: list[str] = []
 

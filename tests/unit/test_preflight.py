@@ -8,7 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from deltaglider_core import ec2
+from deltaglider_core.ops import ec2
 
 from tests.imds import TOKEN, serve_imds, url
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from deltaglider_core import DeltaStore
-from deltaglider_core.releases import ReleaseQuery, find_releases, literal_prefix, parse_version
+from deltaglider_core.ops.releases import ReleaseQuery, find_releases, literal_prefix, parse_version
 
 
 def test_versions_compare_as_versions() -> None:

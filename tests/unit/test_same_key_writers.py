@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deltaglider_core import DeltaStore
+from deltaglider_core import DeltaStore, StoreConfig
 from deltaglider_core.errors import StorageError
 
 from tests.interleave import Intercept
@@ -38,7 +38,7 @@ def test_whole_write_between_delta_put_and_its_cleanup(moto_s3: Any, builds: Any
     racing = Intercept(moto_s3.client)
     whole = racing.after(
         "put_object",
-        lambda _: DeltaStore(moto_s3.client, max_ratio=WHOLE).put(v2, moto_s3.bucket, KEY),
+        lambda _: DeltaStore(moto_s3.client, StoreConfig(max_ratio=WHOLE)).put(v2, moto_s3.bucket, KEY),
         Key=KEY + ".delta",
     )
     assert DeltaStore(racing).put(v1, moto_s3.bucket, KEY).kind == "delta"
@@ -56,7 +56,7 @@ def test_delta_write_between_whole_put_and_its_cleanup(moto_s3: Any, builds: Any
     DeltaStore(moto_s3.client).put(v3, moto_s3.bucket, KEY)  # an older delta of the key
     racing = Intercept(moto_s3.client)
     delta = racing.after("put_object", lambda _: DeltaStore(moto_s3.client).put(v1, moto_s3.bucket, KEY), Key=KEY)
-    assert DeltaStore(racing, max_ratio=WHOLE).put(v2, moto_s3.bucket, KEY).kind == "direct"
+    assert DeltaStore(racing, StoreConfig(max_ratio=WHOLE)).put(v2, moto_s3.bucket, KEY).kind == "direct"
     assert delta.fired == 1
     # The delta writer saw the whole copy before its PUT and removed it; the whole writer's delete of the old
     # delta failed its precondition, because the key's delta had been replaced meanwhile.
@@ -72,7 +72,7 @@ def test_overlapping_writers_keep_the_delta(moto_s3: Any, builds: Any, tmp_path:
     DeltaStore(moto_s3.client).put(v3, moto_s3.bucket, KEY)  # an older delta, seen by the whole writer
     racing = Intercept(moto_s3.client)
     delta = racing.before("put_object", lambda _: DeltaStore(moto_s3.client).put(v1, moto_s3.bucket, KEY), Key=KEY)
-    DeltaStore(racing, max_ratio=WHOLE).put(v2, moto_s3.bucket, KEY)
+    DeltaStore(racing, StoreConfig(max_ratio=WHOLE)).put(v2, moto_s3.bucket, KEY)
     assert delta.fired == 1
     assert _keys(moto_s3) == ["rel/app-1.0.0.zip.delta", KEY, KEY + ".delta", "rel/reference.bin"]
     assert _read(moto_s3, tmp_path) == v1.read_bytes()
@@ -84,7 +84,7 @@ def test_overlapping_writers_keep_the_delta(moto_s3: Any, builds: Any, tmp_path:
 def test_sequential_form_switches_leave_one_form(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
     _seed(moto_s3, builds)
     for version, ratio, kind in ((1, None, "delta"), (2, WHOLE, "direct"), (3, None, "delta"), (4, WHOLE, "direct")):
-        result = DeltaStore(moto_s3.client, max_ratio=ratio).put(builds(version), moto_s3.bucket, KEY)
+        result = DeltaStore(moto_s3.client, StoreConfig(max_ratio=ratio)).put(builds(version), moto_s3.bucket, KEY)
         assert result.kind == kind
         assert _read(moto_s3, tmp_path) == builds(version).read_bytes()
     assert _keys(moto_s3) == ["rel/app-1.0.0.zip.delta", KEY, "rel/reference.bin"]
@@ -102,7 +102,7 @@ def test_whole_write_over_a_delta_is_refused_where_deletes_are_not_conditional(m
     DeltaStore(moto_s3.client).put(builds(1), moto_s3.bucket, KEY)
     before = _keys(moto_s3)
     with pytest.raises(StorageError) as err:
-        DeltaStore(_ignoring_if_match(moto_s3), max_ratio=WHOLE).put(builds(2), moto_s3.bucket, KEY)
+        DeltaStore(_ignoring_if_match(moto_s3), StoreConfig(max_ratio=WHOLE)).put(builds(2), moto_s3.bucket, KEY)
     message = str(err.value)
     assert message.startswith(f"s3://{moto_s3.bucket}/{KEY}.delta would have to be deleted")
     assert "ignores conditional deletes" in message and "allow_unconditional_writes=True" in message
@@ -114,7 +114,7 @@ def test_accepting_the_risk_switches_forms_without_conditional_deletes(
 ) -> None:
     _seed(moto_s3, builds)
     DeltaStore(moto_s3.client).put(builds(1), moto_s3.bucket, KEY)
-    store = DeltaStore(_ignoring_if_match(moto_s3), max_ratio=WHOLE, allow_unconditional_writes=True)
+    store = DeltaStore(_ignoring_if_match(moto_s3), StoreConfig(max_ratio=WHOLE, allow_unconditional_writes=True))
     with caplog.at_level(logging.WARNING, logger="deltaglider_core"):
         assert store.put(builds(2), moto_s3.bucket, KEY).kind == "direct"
     assert "ignores conditional deletes" in caplog.text
@@ -126,7 +126,7 @@ def test_delta_over_a_whole_copy_leaves_it_where_deletes_are_not_conditional(
     moto_s3: Any, builds: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     _seed(moto_s3, builds)
-    DeltaStore(moto_s3.client, max_ratio=WHOLE).put(builds(1), moto_s3.bucket, KEY)
+    DeltaStore(moto_s3.client, StoreConfig(max_ratio=WHOLE)).put(builds(1), moto_s3.bucket, KEY)
     with caplog.at_level(logging.WARNING, logger="deltaglider_core"):
         DeltaStore(_ignoring_if_match(moto_s3)).put(builds(2), moto_s3.bucket, KEY)
     assert f"s3://{moto_s3.bucket}/{KEY} is left beside its new delta" in caplog.text
@@ -137,7 +137,7 @@ def test_delta_over_a_whole_copy_leaves_it_where_deletes_are_not_conditional(
 def test_conditional_delete_probe_runs_once_per_bucket_and_leaves_nothing(moto_s3: Any, builds: Any) -> None:
     _seed(moto_s3, builds)
     client = Intercept(moto_s3.client)
-    store = DeltaStore(client, max_ratio=WHOLE)
+    store = DeltaStore(client, StoreConfig(max_ratio=WHOLE))
     DeltaStore(moto_s3.client).put(builds(1), moto_s3.bucket, KEY)
     DeltaStore(moto_s3.client).put(builds(1), moto_s3.bucket, "rel/other.zip")
     store.put(builds(2), moto_s3.bucket, KEY)

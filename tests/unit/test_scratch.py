@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from deltaglider_core import scratch
+from deltaglider_core.support import scratch
 
 CHILD = """
 import os, signal, sys, time

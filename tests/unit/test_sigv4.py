@@ -9,7 +9,7 @@ import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
-from deltaglider_core.sigv4 import Credentials, SigV4Signer, canonical_query, quote_path
+from deltaglider_core.transport.sigv4 import Credentials, SigV4Signer, canonical_query, quote_path
 
 NOW = dt.datetime(2026, 11, 24, 21, 58, 39, tzinfo=dt.timezone.utc)
 

@@ -14,11 +14,12 @@ from deltaglider_core import (
     IntegrityError,
     InvalidLocation,
     NotFound,
+    StoreConfig,
 )
-from deltaglider_core.cache import SUFFIX
-from deltaglider_core.digest import digest_file
 from deltaglider_core.errors import CodecError, DeltaGliderError, StorageError
-from deltaglider_core.format import Location
+from deltaglider_core.storage.cache import SUFFIX
+from deltaglider_core.storage.format import Location
+from deltaglider_core.support.digest import digest_file
 
 
 def _sha(path: Path) -> str:
@@ -196,7 +197,7 @@ def test_missing_and_corrupt_reference(moto_s3: Any, builds: Any, tmp_path: Path
 
 
 def test_tampered_cache_is_refetched(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
-    store = DeltaStore(moto_s3.client, cache="filesystem")
+    store = DeltaStore(moto_s3.client, StoreConfig(cache_backend="filesystem"))
     v1 = builds(1)
     store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
     store.put(v1, moto_s3.bucket, "rel/app-1.0.1.zip")
@@ -304,7 +305,7 @@ def test_large_files_go_multipart_and_references_stay_conditional(moto_s3: Any, 
     big.write_bytes(os.urandom(7 << 20))
     other = tmp_path / "big-1.1.tar"
     other.write_bytes(big.read_bytes()[:-100] + os.urandom(100))
-    store = DeltaStore(moto_s3.client, multipart_threshold=5 << 20)
+    store = DeltaStore(moto_s3.client, StoreConfig(multipart_threshold=5 << 20))
     store.s3.part_size = 5 << 20  # two parts: 5 MiB + 2 MiB
     first = store.put(big, moto_s3.bucket, "big/big-1.0.tar")
     assert first.kind == "reference"
@@ -319,8 +320,8 @@ def test_large_files_go_multipart_and_references_stay_conditional(moto_s3: Any, 
 
 
 def test_parallel_listing_yields_every_key_once(moto_s3: Any) -> None:
-    from deltaglider_core.listing import parallel_pages
-    from deltaglider_core.s3 import S3
+    from deltaglider_core.storage.listing import parallel_pages
+    from deltaglider_core.transport.s3 import S3
 
     keys = ["top.txt", "a/1", "a/b/2", "a/b/c/3", "a/b/c/d/4", "a/b/c/d/e/5", "z/9"]
     keys += [f"wide/{i:02d}/f{j}" for i in range(12) for j in range(3)]
@@ -380,7 +381,10 @@ def test_dg_max_ratio_from_the_environment(moto_s3: Any, builds: Any, monkeypatc
     assert strict.max_ratio == 0.0001
     strict.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
     assert strict.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip").kind == "direct"
-    assert DeltaStore(moto_s3.client, max_ratio=0.9).put(builds(2), moto_s3.bucket, "rel/app-1.0.2.zip").kind == "delta"
+    assert (
+        DeltaStore(moto_s3.client, StoreConfig(max_ratio=0.9)).put(builds(2), moto_s3.bucket, "rel/app-1.0.2.zip").kind
+        == "delta"
+    )
     monkeypatch.setenv("DG_MAX_RATIO", "half")
     with pytest.raises(DeltaGliderError, match=r"DG_MAX_RATIO='half' is not a number: use a value in \(0, 1\]"):
         DeltaStore(moto_s3.client)
@@ -428,7 +432,7 @@ def test_no_codec_at_all_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -
     import importlib.util
     import shutil
 
-    from deltaglider_core import codec as codec_module
+    from deltaglider_core.codec import xdelta3 as codec_module
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     monkeypatch.setattr(shutil, "which", lambda name: None)
@@ -461,13 +465,13 @@ def test_non_ascii_file_names_store_and_read_back(
     for path in (first, second, notes):
         got = DeltaStore(moto_s3.client).get(moto_s3.bucket, f"rel/{path.name}", out)
         assert Path(got.path).name == path.name and Path(got.path).read_bytes() == path.read_bytes()
-    from deltaglider_core.format import meta_get
+    from deltaglider_core.storage.format import meta_get
 
     assert meta_get(_meta(moto_s3, "rel/reference.bin"), "source-name") == first.name
 
 
 def test_parameter_errors_are_not_called_network_errors(moto_s3: Any, tmp_path: Path) -> None:
-    from deltaglider_core.s3 import S3
+    from deltaglider_core.transport.s3 import S3
 
     path = tmp_path / "x.txt"
     path.write_text("x")
@@ -528,7 +532,7 @@ def test_prune_removes_a_rebase_orphan_but_not_the_reference_in_use(
     no delta (issue #12, case 6). Stats report it; prune removes it and keeps what deltas name."""
     import datetime as dt
 
-    from deltaglider_core.stats import compute_stats
+    from deltaglider_core.ops.stats import compute_stats
 
     v0, v1 = builds(0), builds(1)
     store.put(v0, moto_s3.bucket, "rel/app-1.0.0.zip")
@@ -536,7 +540,7 @@ def test_prune_removes_a_rebase_orphan_but_not_the_reference_in_use(
     orphan = "rel/.dg-bases/0007/reference.bin"
     ref = moto_s3.client.get_object(Bucket=moto_s3.bucket, Key="rel/reference.bin")
     moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=orphan, Body=ref["Body"].read(), Metadata=ref["Metadata"])
-    stats = compute_stats(store.s3, moto_s3.bucket)
+    stats = compute_stats(store, moto_s3.bucket)
     assert [o.key for o in stats.orphaned_references or ()] == [orphan]
     report = store.prune(moto_s3.bucket, grace=dt.timedelta(0))
     assert report.trashed == (orphan,)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from deltaglider_core import DeltaStore, InvalidLocation
-from deltaglider_core.sync import sync_down, sync_up
+from deltaglider_core.ops.sync import sync_down, sync_up
 
 
 def _write(path: Path, data: bytes, mtime: float | None = None) -> Path:

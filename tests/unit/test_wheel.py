@@ -18,7 +18,7 @@ import importlib, json, sys
 site = sys.argv[1]
 from airflow_provider_deltaglider.provider_info import get_provider_info
 info = get_provider_info()
-modules = ["deltaglider_core", "deltaglider_core.vcdiff", "airflow_provider_deltaglider.compat"]
+modules = ["deltaglider_core", "deltaglider_core.codec.vcdiff", "airflow_provider_deltaglider.compat"]
 for kind in ("hooks", "operators", "sensors", "triggers"):
     for entry in info[kind]:
         modules += entry["python-modules"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deltaglider_core import DeltaStore
+from deltaglider_core import DeltaStore, StoreConfig
 
 from tests.interleave import Intercept
 
@@ -101,7 +101,7 @@ def test_server_that_ignores_conditional_writes_is_refused_clearly(moto_s3: Any,
 
 def test_accepting_the_risk_writes_and_the_probe_runs_once(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
     client = _ignoring_conditions(moto_s3)
-    store = DeltaStore(client, allow_unconditional_writes=True)
+    store = DeltaStore(client, StoreConfig(allow_unconditional_writes=True))
     for v in range(3):
         store.put(builds(v), moto_s3.bucket, f"rel/app-1.0.{v}.zip")
     probes = [p for name, p in client.calls if name == "put_object" and p["Key"].startswith(".deltaglider/probe/")]

@@ -14,8 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deltaglider_core.codec import CodecError, default_codec
-from deltaglider_core.vcdiff import UnsupportedSecondary, secondary_compressor, strip_secondary
+from deltaglider_core.codec.vcdiff import UnsupportedSecondary, secondary_compressor, strip_secondary
+from deltaglider_core.codec.xdelta3 import CodecError, default_codec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xdelta3"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
@@ -54,7 +54,7 @@ def test_every_delta_decodes_without_any_binary(name: str, tmp_path: Path, monke
 
 def test_djw9_fixture_uses_several_tables() -> None:
     """The level-9 DJW fixture really exercises multi-table coding (3 bits of table count - 1 first)."""
-    from deltaglider_core import djw
+    from deltaglider_core.codec import djw
 
     counts = []
     real = djw.decode

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deltaglider_core import DeltaStore, gzip_content, zip_content, zip_stream
+from deltaglider_core import DeltaStore, StoreConfig
+from deltaglider_core.content import gzip_content, zip_content, zip_stream
 from deltaglider_core.errors import IntegrityError
 
 _WORDS_RNG = random.Random(3)
@@ -83,7 +84,7 @@ def test_a_wheel_series_is_stored_as_small_content_deltas_and_read_back_exactly(
     store = DeltaStore(moto_s3.client)
     results = [store.put(f, moto_s3.bucket, f"whl/{f.name}") for f in files]
     assert [r.kind for r in results] == ["reference", "delta", "delta", "delta"]
-    byte_level = DeltaStore(moto_s3.client, deltaglider_compatible=True)
+    byte_level = DeltaStore(moto_s3.client, StoreConfig(deltaglider_compatible=True))
     for f, r in zip(files[1:], results[1:], strict=True):
         meta = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key=r.stored_key)["Metadata"]
         assert meta["dg-content-encoding"] == "zip" and meta["dg-zip-rebuild"] == '{"v":1}'
@@ -96,7 +97,7 @@ def test_a_wheel_series_is_stored_as_small_content_deltas_and_read_back_exactly(
 
 def test_compatibility_mode_keeps_zips_byte_level(moto_s3: Any, tmp_path: Path) -> None:
     files = [wheel(tmp_path / "in", v) for v in range(2)]
-    store = DeltaStore(moto_s3.client, deltaglider_compatible=True)
+    store = DeltaStore(moto_s3.client, StoreConfig(deltaglider_compatible=True))
     put = [store.put(f, moto_s3.bucket, f"c/{f.name}") for f in files][-1]
     assert put.kind == "delta"
     assert (
@@ -267,7 +268,7 @@ def test_a_damaged_compressed_delta_is_an_integrity_error_and_writes_nothing(mot
 def test_too_little_temp_disk_for_the_contents_keeps_the_byte_level_delta(
     moto_s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from deltaglider_core import content_delta
+    from deltaglider_core.content import delta as content_delta
 
     files = [wheel(tmp_path / "in", v) for v in range(2)]
     store = DeltaStore(moto_s3.client)
@@ -303,7 +304,7 @@ def test_the_reference_expands_only_what_the_target_decompressed(tmp_path: Path)
 
 
 def test_content_delta_window_is_the_whole_source_or_xdelta3s_default() -> None:
-    from deltaglider_core import content_delta
+    from deltaglider_core.content import delta as content_delta
 
     mib = 1 << 20
     assert content_delta.window(30 * mib, 128 * mib) == 32 * mib  # fits: the whole source
@@ -314,7 +315,7 @@ def test_content_delta_window_is_the_whole_source_or_xdelta3s_default() -> None:
 def test_only_archives_whose_members_were_edited_are_worth_a_content_delta(builds: Any, tmp_path: Path) -> None:
     """Nightly builds whose changed members are generated anew gain nothing from their contents: the costly
     normalisation is skipped. Edited members, and gzip files re-made with a new header, are worth it."""
-    from deltaglider_core.codec import default_codec
+    from deltaglider_core.codec.xdelta3 import default_codec
 
     codec = default_codec()
     work = tmp_path / "w"

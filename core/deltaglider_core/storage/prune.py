@@ -1,0 +1,134 @@
+"""Prune: remove references no delta needs, without ever removing one a delta needs or is about to need.
+
+``delete()`` removes only the logical object; references are removed here, in two phases a grace period
+apart (see docs/format.md, "Concurrency protocol"):
+
+1. **Trash.** A reference that no delta names and that is older than the grace period is copied
+   (server-side) to ``.deltaglider/trash/<key>`` and then deleted.
+2. **Finish, a grace period later.** A trash entry older than the grace period is restored to its key if
+   a delta now names it (a writer raced the trashing), and purged otherwise.
+
+Why no write is lost: a writer stores its delta first and then checks that its reference exists, restoring
+it from its local copy if not. If prune's delete lands after that check, the delta was already stored when
+prune finishes the entry a grace period later, so prune's second listing sees it and restores the
+reference; until then readers fall back to the trash copy (``References.materialise``). A writer whose check
+comes after prune's delete restores the reference itself.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from deltaglider_core.models import jsonable
+from deltaglider_core.storage.format import (
+    DELTA_SUFFIX,
+    REFERENCE_NAME,
+    TRASH_PREFIX,
+    folder,
+    is_internal_key,
+    meta_get,
+)
+from deltaglider_core.transport.s3 import S3, Listed
+
+DEFAULT_GRACE = _dt.timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    bucket: str
+    prefix: str
+    dry_run: bool
+    grace_s: float
+    trashed: tuple[str, ...]  # orphaned references moved to the trash (phase 1)
+    restored: tuple[str, ...]  # trashed references a delta named after all: put back (phase 2)
+    purged: tuple[str, ...]  # trash entries removed for good (phase 2)
+    kept_recent: tuple[str, ...]  # orphans younger than the grace period: left for a later run
+    duration_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(jsonable(asdict(self)))
+
+
+def named_references(s3: S3, bucket: str, deltas: Iterable[Listed], workers: int = 16) -> set[str]:
+    """Every reference key some delta names (``dg-ref-key``, else its deltaspace's ``reference.bin``)."""
+
+    def ref_of(obj: Listed) -> str | None:
+        head = s3.head(bucket, obj.key)
+        if head is None:  # deleted since the listing: it needs nothing
+            return None
+        space = obj.key.rpartition("/")[0]  # a delta sits in its deltaspace
+        return meta_get(head.metadata, "ref-key") or (f"{space}/{REFERENCE_NAME}" if space else REFERENCE_NAME)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return {ref for ref in pool.map(ref_of, deltas) if ref is not None}
+
+
+def prune(
+    s3: S3,
+    bucket: str,
+    prefix: str = "",
+    *,
+    grace: _dt.timedelta = DEFAULT_GRACE,
+    dry_run: bool = False,
+    now: _dt.datetime | None = None,
+    workers: int = 16,
+) -> PruneReport:
+    """Trash references no delta names (older than ``grace``) and finish trash entries older than ``grace``."""
+    started = time.monotonic()
+    s3.ensure_bucket(bucket)
+    cutoff = (now or _dt.datetime.now(_dt.timezone.utc)) - grace
+    base = folder(prefix)
+    references: list[Listed] = []
+    deltas: list[Listed] = []
+    for page in s3.pages(bucket, base):
+        for obj in page.objects:
+            if obj.key.rpartition("/")[2] == REFERENCE_NAME and not obj.key.startswith(".deltaglider/"):
+                references.append(obj)
+            elif obj.key.endswith(DELTA_SUFFIX) and not is_internal_key(obj.key):
+                deltas.append(obj)
+    trash = [obj for page in s3.pages(bucket, TRASH_PREFIX + base) for obj in page.objects]
+    named = named_references(s3, bucket, deltas, workers)
+    restored, purged = [], []
+    for entry in trash:  # phase 2 first: entries trashed by an earlier run
+        if entry.last_modified > cutoff:
+            continue
+        original = entry.key[len(TRASH_PREFIX) :]
+        if original in named:
+            restored.append(original)
+            if not dry_run and s3.head(bucket, original) is None:
+                head = s3.head(bucket, entry.key)
+                if head is not None:
+                    s3.copy(bucket, entry.key, original, head)
+        else:
+            purged.append(entry.key)
+        if not dry_run:
+            s3.delete(bucket, entry.key)
+    trashed, recent = [], []
+    for ref in references:  # phase 1
+        if ref.key in named:
+            continue
+        if ref.last_modified > cutoff:
+            recent.append(ref.key)
+            continue
+        trashed.append(ref.key)
+        if not dry_run:
+            head = s3.head(bucket, ref.key)
+            if head is not None:
+                s3.copy(bucket, ref.key, TRASH_PREFIX + ref.key, head)
+                s3.delete(bucket, ref.key)
+    return PruneReport(
+        bucket=bucket,
+        prefix=base,
+        dry_run=dry_run,
+        grace_s=grace.total_seconds(),
+        trashed=tuple(trashed),
+        restored=tuple(restored),
+        purged=tuple(purged),
+        kept_recent=tuple(recent),
+        duration_s=round(time.monotonic() - started, 3),
+    )
