@@ -9,7 +9,7 @@ OLDEST := .venv-oldest
 OLDEST_STAMP := $(OLDEST)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench mutate stress lint type venv clean
+.PHONY: demo test check bench mutate stress lint type venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ demo: $(STAMP)
 
 test: $(STAMP) $(PEER_STAMP) $(OLDEST_STAMP)
 	$(BIN)/tox
+
+# The quick loop (<= 3 minutes): lint, the import contract, types, and the unit tests of what changed
+# (DG_CHECK_BASE=<commit> widens "changed" to everything since that commit; see devtools/check.py).
+check: $(STAMP)
+	$(BIN)/python -m devtools.check
 
 bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python -m benchmarks

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     v1, v2 = write_versions(args.workdir, args.size_mb << 20)
     client = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
     report: dict[str, object] = {"size_mb": args.size_mb, "budget_mb": args.budget_mb}
-    with DeltaStore(client, StoreConfig(memory_budget_mb=args.budget_mb)) as store:
+    with DeltaStore(client, StoreConfig.from_env(memory_budget_mb=args.budget_mb)) as store:
         report["budget_bytes"] = store.memory_budget
         report["window_bytes"] = store.window
         report["baseline_kb"] = _rss_kb()

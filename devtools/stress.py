@@ -109,12 +109,12 @@ def same_key(client: Any, bucket: str, trial: int, builds: list[Path], scratch: 
     DeltaStore(client).put(builds[0], bucket, f"{prefix}/{builds[0].name}")
     key = f"{prefix}/app.zip"
     if trial % 2:  # half the trials start from a whole copy, half from a delta, of an older build
-        DeltaStore(client, StoreConfig(max_ratio=0.0001)).put(builds[3], bucket, key)
+        DeltaStore(client, StoreConfig.from_env(max_ratio=0.0001)).put(builds[3], bucket, key)
     else:
         DeltaStore(client).put(builds[3], bucket, key)
     results = _race([
         lambda: DeltaStore(client).put(builds[1], bucket, key),
-        lambda: DeltaStore(client, StoreConfig(max_ratio=0.0001)).put(builds[2], bucket, key),
+        lambda: DeltaStore(client, StoreConfig.from_env(max_ratio=0.0001)).put(builds[2], bucket, key),
     ])  # fmt: skip
     if all(isinstance(r, DeltaGliderError) for r in results):
         tally.refused += 1

@@ -39,6 +39,23 @@ def pytest_configure(config: pytest.Config) -> None:
     _guard_network()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``DG_AIRFLOW_FACING_ONLY=1`` (tox's ``py-oldest``): only the test files that touch Airflow, i.e. that name
+    it; the engine's own tests do not depend on the Airflow version and run once, on the newest."""
+    if os.environ.get("DG_AIRFLOW_FACING_ONLY") != "1":
+        return
+    facing: dict[Path, bool] = {}
+    keep, drop = [], []
+    for item in items:
+        path = Path(str(item.path))
+        if path not in facing:
+            facing[path] = "airflow" in path.read_text()
+        (keep if facing[path] else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def _is_loopback(address: Any) -> bool:
     if isinstance(address, tuple) and address:
         host = address[0]

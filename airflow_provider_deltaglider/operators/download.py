@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,8 +41,10 @@ class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
 
     @task_entry
     def execute(self, context: Any) -> dict[str, Any]:
+        started = time.monotonic()
         bucket, prefix = split_url(self.source)
-        summary = download_files(self.hook.get_store(), bucket, prefix, self.dest, pattern=self.pattern, log=self.log)
+        store = self.hook.get_store()
+        summary = download_files(store, bucket, prefix, self.dest, pattern=self.pattern, log=self.log, started=started)
         summary["source"] = self.source
         refused = summary["refused"]
         if refused:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,11 +70,12 @@ class DeltaGliderUploadOperator(DeltaGliderBaseOperator):
 
     @task_entry
     def execute(self, context: Any) -> dict[str, Any]:
+        started = time.monotonic()
         bucket, prefix = split_url(self.dest)
         sources = resolve_sources(self.source, allow_empty=self.allow_empty, keep_paths=self.keep_paths, log=self.log)
         summary = upload_files(
             self.hook.get_store(), sources, bucket, prefix,
-            max_ratio=ratio(self.max_ratio), replace=self.replace, log=self.log,
+            max_ratio=ratio(self.max_ratio), replace=self.replace, log=self.log, started=started,
         )  # fmt: skip
         extra = {k: summary[k] for k in ("count", "original_bytes", "stored_bytes")}
         for outlet in self.outlets or []:

@@ -12,9 +12,9 @@ from deltaglider_core.codec.budget import (
     MIB,
     budget_from,
     budget_window,
+    budgeted_window,
     cgroup_limit,
     default_budget,
-    source_window,
 )
 from deltaglider_core.errors import DeltaGliderError
 
@@ -37,8 +37,8 @@ def test_window_fits_the_budget_and_never_exceeds_the_reference() -> None:
     assert budget_window(256 * MIB) == 16 * MIB  # (256 - 128) / 5 = 25.6 MB: the power of two below
     assert budget_window(1024 * MIB) == 128 * MIB
     assert budget_window(4096 * MIB) == 512 * MIB
-    assert source_window(10 * MIB, 4096 * MIB) == 16 * MIB  # a small reference needs no more than itself
-    assert source_window(3 << 30, 1024 * MIB) == 128 * MIB
+    assert budgeted_window(10 * MIB, 4096 * MIB) == 16 * MIB  # a small reference needs no more than itself
+    assert budgeted_window(3 << 30, 1024 * MIB) == 128 * MIB
 
 
 def test_budget_settings_are_checked_with_the_setting_named(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deltaglider_core.codec.xdelta3 import CliRunner, CodecError, XDelta3Codec, default_codec, source_window
+from deltaglider_core.codec.budget import full_window
+from deltaglider_core.codec.xdelta3 import CliRunner, CodecError, XDelta3Codec, default_codec
 
 
 def _pair(tmp_path: Path, size: int = 300_000) -> tuple[Path, Path]:
@@ -67,9 +68,9 @@ def test_system_binary_is_the_fallback_codec(
 
 
 def test_source_window_covers_the_reference() -> None:
-    assert source_window(10) == 1 << 20
-    assert source_window((64 << 20) + 1) == 128 << 20
-    assert source_window(10 << 30) == 1 << 31
+    assert full_window(10) == 1 << 20
+    assert full_window((64 << 20) + 1) == 128 << 20
+    assert full_window(10 << 30) == 1 << 31
 
 
 def test_window_finds_matches_beyond_64_mib(tmp_path: Path) -> None:

@@ -95,6 +95,6 @@ def decode_cost(window: int) -> int:
     return window + 64 * MIB
 
 
-def source_window(source_size: int, budget: int) -> int:
+def budgeted_window(source_size: int, budget: int) -> int:
     """The window for a reference of ``source_size`` bytes under ``budget``."""
     return min(full_window(source_size), budget_window(budget))

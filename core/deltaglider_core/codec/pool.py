@@ -30,7 +30,7 @@ import threading
 
 from deltaglider_core.codec.budget import decode_cost, encode_cost
 
-log = logging.getLogger("deltaglider_core")
+log = logging.getLogger(__name__)
 
 
 class WorkerFailed(Exception):

@@ -32,11 +32,6 @@ from deltaglider_core.codec.vcdiff import UnsupportedSecondary, secondary_compre
 from deltaglider_core.errors import CodecError
 
 
-def source_window(source_size: int) -> int:
-    """The ``-B`` value that covers a reference of ``source_size`` bytes (an unbounded encode's window)."""
-    return full_window(source_size)
-
-
 class Codec(Protocol):
     """What the store needs from a delta codec."""
 
@@ -125,7 +120,7 @@ class XDelta3Codec:
 
     def _flags(self, runner: _Runner, source: Path, window: int | None) -> list[str]:
         """xdelta3 options: no secondary compression, and ``window`` (capped by what covers the source)."""
-        whole = source_window(source.stat().st_size)
+        whole = full_window(source.stat().st_size)  # the -B that covers the whole reference
         chosen = whole if window is None else min(window, whole)
         return [*runner.extra_flags, "-S", "none", "-B", str(chosen)]
 

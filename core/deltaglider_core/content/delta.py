@@ -217,16 +217,16 @@ def rebuild(
         (scratch / "zip").mkdir()
         try:
             plan = zip_stream.read_delta(delta, scratch / "content.vcdiff")
-        except zip_stream.RebuildError as exc:
+        except zip_stream.StreamDamaged as exc:
             raise IntegrityError(f"{where}: {exc}. Nothing was written.") from exc
         if not zip_content.normalise_reference(reference, scratch / "reference.content", scratch / "zip", plan):
             raise IntegrityError(f"{where}: its reference {reference_name} is not a readable zip now.")
         decode(scratch / "reference.content", scratch / "content.vcdiff", scratch / "content", against)
         try:
             made_by = zip_stream.rebuild(scratch / "content", out, scratch / "zip")
-        except gzip_content.RebuildError as exc:  # a program the rebuild needs is missing
+        except gzip_content.RecipeUnavailable as exc:  # a program the rebuild needs is missing
             raise CodecError(f"{where} cannot be rebuilt here: {exc}. Nothing was written.") from exc
-        except zip_stream.RebuildError as exc:
+        except zip_stream.StreamDamaged as exc:
             raise IntegrityError(f"{where}: the archive cannot be rebuilt ({exc}). Nothing was written.") from exc
         return f"it was deflated with {made_by} and this reader's deflate output differs"
     if encoding == gzip_content.ENCODING and meta.get("gzip-rebuild") is not None:
@@ -240,7 +240,7 @@ def rebuild(
         decode(scratch / "reference.content", delta, scratch / "content", against)
         try:
             gzip_content.rebuild(scratch / "content", recipe, out)
-        except gzip_content.RebuildError as exc:
+        except gzip_content.RecipeUnavailable as exc:
             raise CodecError(f"{where} cannot be rebuilt here: {exc}. Nothing was written.") from exc
         return gzip_content.mismatch_message(recipe)
     raise CodecError(

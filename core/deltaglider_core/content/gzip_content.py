@@ -48,7 +48,7 @@ ENCODING = "gzip"
 _FTEXT, _FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 1, 2, 4, 8, 16
 
 
-class RebuildError(Exception):
+class RecipeUnavailable(Exception):
     """The recorded parameters do not rebuild the original here (the message names what is needed)."""
 
 
@@ -286,7 +286,9 @@ def _gnu_deflate(content: Path, level: int) -> Iterator[bytes]:
     """GNU gzip's deflate stream: ``gzip -c -n -<level>`` without its 10-byte header and 8-byte trailer."""
     binary = shutil.which("gzip")
     if binary is None:
-        raise RebuildError("the GNU gzip program is needed and is not on PATH (Debian/Ubuntu: apt-get install gzip)")
+        raise RecipeUnavailable(
+            "the GNU gzip program is needed and is not on PATH (Debian/Ubuntu: apt-get install gzip)"
+        )
     with open(content, "rb") as stdin:
         proc = subprocess.Popen([binary, "-c", "-n", f"-{level}"], stdin=stdin, stdout=subprocess.PIPE)
     assert proc.stdout is not None
@@ -304,7 +306,7 @@ def _gnu_deflate(content: Path, level: int) -> Iterator[bytes]:
                 yield held[:-TRAILER]
                 held = held[-TRAILER:]
         if proc.wait() != 0 or len(head) < GZIP_HEADER or len(held) != TRAILER:
-            raise RebuildError(f"'gzip -c -{level}' failed (exit {proc.returncode})")
+            raise RecipeUnavailable(f"'gzip -c -{level}' failed (exit {proc.returncode})")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -26,7 +26,7 @@ RAW, DEFLATED, GZ_DEFLATED, GZ_STORED, TRAILER = 0, 1, 2, 3, 0xFF
 CHUNK = gzip_content.CHUNK
 
 
-class RebuildError(Exception):
+class StreamDamaged(Exception):
     """The normalised stream cannot be turned back into the archive (the message says why)."""
 
 
@@ -52,7 +52,7 @@ def read_delta(delta: Path, vcdiff: Path) -> Plan:
     with open(delta, "rb") as src:
         head = src.read(len(DELTA_MAGIC) + 4)
         if len(head) < len(DELTA_MAGIC) + 4 or head[: len(DELTA_MAGIC)] != DELTA_MAGIC:
-            raise RebuildError("the delta does not start with its reference plan")
+            raise StreamDamaged("the delta does not start with its reference plan")
         (length,) = struct.unpack(">I", head[len(DELTA_MAGIC) :])
         plan = unpack_plan(src.read(length))
         with open(vcdiff, "wb") as sink:
@@ -65,7 +65,7 @@ def unpack_plan(data: bytes) -> Plan:
         items = json.loads(zlib.decompress(data))
         return {str(name): int(forms) for name, forms in items}
     except (zlib.error, ValueError, TypeError) as exc:
-        raise RebuildError(f"the reference plan is damaged ({exc})") from exc
+        raise StreamDamaged(f"the reference plan is damaged ({exc})") from exc
 
 
 def range_chunks(src: BinaryIO, start: int, length: int) -> Iterator[bytes]:
@@ -73,7 +73,7 @@ def range_chunks(src: BinaryIO, start: int, length: int) -> Iterator[bytes]:
     while length > 0:
         chunk = src.read(min(CHUNK, length))
         if not chunk:
-            raise RebuildError(f"{src.name}: ends inside a member")
+            raise StreamDamaged(f"{src.name}: ends inside a member")
         length -= len(chunk)
         yield chunk
 
@@ -123,14 +123,14 @@ class Writer:
 
 def rebuild(normalised: Path, out: Path, work: Path) -> str:
     """Write the archive the target's normalised stream describes; return what deflated it (zlib's version, and
-    GNU gzip's where used) for the caller's message should the SHA-256 differ. RebuildError when the stream is
+    GNU gzip's where used) for the caller's message should the SHA-256 differ. StreamDamaged when the stream is
     not one. ``work``: a directory for a member's content when the ``gzip`` program deflates it."""
     with open(normalised, "rb") as src:
         end, recipe = _read_trailer(src)
         settings = _settings(recipe)
         src.seek(0)
         if src.read(len(MAGIC)) != MAGIC:
-            raise RebuildError("not a normalised zip stream (bad magic)")
+            raise StreamDamaged("not a normalised zip stream (bad magic)")
         with open(out, "wb") as sink:
             while src.tell() < end:
                 kind = _byte(src)
@@ -143,9 +143,9 @@ def rebuild(normalised: Path, out: Path, work: Path) -> str:
                 elif kind in (GZ_DEFLATED, GZ_STORED):
                     _rebuild_gzip(src, length, kind, settings, work, sink)
                 else:
-                    raise RebuildError(f"unknown segment kind {kind} at offset {src.tell()}")
+                    raise StreamDamaged(f"unknown segment kind {kind} at offset {src.tell()}")
             if src.tell() != end or next(settings, None) is not None:
-                raise RebuildError("the segments do not match the recorded deflate settings")
+                raise StreamDamaged("the segments do not match the recorded deflate settings")
     return " and ".join(str(v) for v in (f"zlib {recipe.get('z', '?')}", recipe.get("g")) if v)
 
 
@@ -211,36 +211,36 @@ def _args(setting: Setting) -> tuple[int, int, int, int]:
 def _read_trailer(src: BinaryIO) -> tuple[int, dict[str, Any]]:
     total = src.seek(0, 2)
     if total < len(MAGIC) + 8:
-        raise RebuildError("too short for a normalised zip stream")
+        raise StreamDamaged("too short for a normalised zip stream")
     src.seek(total - 8)
     (length,) = struct.unpack(">Q", src.read(8))
     end = total - 8 - length
     if not len(MAGIC) <= end < total:
-        raise RebuildError("the trailer length is out of range")
+        raise StreamDamaged("the trailer length is out of range")
     src.seek(end)
     if _byte(src) != TRAILER:
-        raise RebuildError("no trailer segment where the trailer length points")
+        raise StreamDamaged("no trailer segment where the trailer length points")
     body = src.read(_varint(src))
     try:
         recipe = json.loads(body)
     except ValueError as exc:
-        raise RebuildError(f"the trailer is not JSON ({exc})") from exc
+        raise StreamDamaged(f"the trailer is not JSON ({exc})") from exc
     if not isinstance(recipe, dict) or recipe.get("v") != VERSION:
         version = recipe.get("v") if isinstance(recipe, dict) else None
-        raise RebuildError(f"normalised zip stream version {version!r} is not {VERSION}")
+        raise StreamDamaged(f"normalised zip stream version {version!r} is not {VERSION}")
     return end, recipe
 
 
 def _settings(recipe: dict[str, Any]) -> Iterator[Setting]:
     runs = recipe.get("d")
     if not isinstance(runs, list):
-        raise RebuildError("the trailer has no deflate settings")
+        raise StreamDamaged("the trailer has no deflate settings")
     for run in runs:
         if not (isinstance(run, list) and len(run) == 3 and all(isinstance(v, int) for v in run)):
-            raise RebuildError(f"malformed deflate setting run {run!r}")
+            raise StreamDamaged(f"malformed deflate setting run {run!r}")
         count, level, mem = run
         if not (1 <= level <= 9 and (1 <= mem <= 9 or mem == GNU)):
-            raise RebuildError(f"deflate setting level {level}, memLevel {mem} is out of range")
+            raise StreamDamaged(f"deflate setting level {level}, memLevel {mem} is out of range")
         for _ in range(count):
             yield level, mem
 
@@ -248,7 +248,7 @@ def _settings(recipe: dict[str, Any]) -> Iterator[Setting]:
 def _byte(src: BinaryIO) -> int:
     data = src.read(1)
     if not data:
-        raise RebuildError("the stream ends inside a segment header")
+        raise StreamDamaged("the stream ends inside a segment header")
     return data[0]
 
 
@@ -259,4 +259,4 @@ def _varint(src: BinaryIO) -> int:
         value = (value << 7) | (b & 0x7F)
         if not b & 0x80:
             return value
-    raise RebuildError("malformed segment length")
+    raise StreamDamaged("malformed segment length")

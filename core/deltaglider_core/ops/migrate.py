@@ -135,11 +135,12 @@ class Migration:
         max_workers: int = 8,
         logger: LogLike | None = None,
     ) -> None:
-        """``source``: the source's endpoint (an :class:`Endpoint` or a bare boto3 client); ``None`` reads the
-        source through the store's own endpoint. Its credentials and verify let its HEAD/LIST/GETs use the fast
-        transport (fast_http.py), unless the endpoint switches it off."""
+        """``source``: the source's endpoint (an :class:`Endpoint` or a bare boto3 client); ``None`` (or the
+        store's own client) reads the source through the store's own endpoint. Its credentials and verify let
+        its HEAD/LIST/GETs use the fast transport (fast_http.py), unless the endpoint switches it off."""
         self.store = store
-        self.source_endpoint = store.endpoint if source is None else Endpoint.of(source)
+        same = source is None or source is store.endpoint.client  # the store's own client: its whole endpoint
+        self.source_endpoint = store.endpoint if same else Endpoint.of(source)
         self._source: S3 | None = None
         self._source_store: DeltaStore | None = None
         self._internal = 0
@@ -150,7 +151,7 @@ class Migration:
         self.max_ratio = max_ratio
         self.shard = shard
         self.max_workers = max_workers
-        self.log: LogLike = logger or logging.getLogger("deltaglider_core.ops.migrate")
+        self.log: LogLike = logger or logging.getLogger(__name__)
 
     @property
     def source(self) -> S3:

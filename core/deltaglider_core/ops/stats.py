@@ -16,9 +16,10 @@ from typing import Any
 
 from deltaglider_core.models import jsonable
 from deltaglider_core.storage.format import (
-    BASES_DIR,
     DELTA_SUFFIX,
     REFERENCE_NAME,
+    default_reference,
+    deltaspace_of,
     is_deltaglider_object,
     is_internal_key,
     meta_get,
@@ -90,13 +91,6 @@ class BucketStats:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(jsonable(asdict(self)))
-
-
-def _deltaspace_of(key: str) -> str:
-    parts = key.split("/")[:-1]
-    if BASES_DIR in parts:
-        parts = parts[: parts.index(BASES_DIR)]
-    return "/".join(parts)
 
 
 def _saved(original: int | None, stored: int) -> tuple[int | None, float | None]:
@@ -172,7 +166,7 @@ def _needs_head(key: str, detailed: bool, kinds: bool) -> bool:
 
 
 def _account(spaces: dict[str, _Space], obj: Listed, head: Any, detailed: bool) -> None:
-    prefix = _deltaspace_of(obj.key)
+    prefix = deltaspace_of(obj.key)
     space = spaces.setdefault(prefix, _Space(prefix))
     name = obj.key.rpartition("/")[2]
     if is_internal_key(obj.key):
@@ -192,8 +186,7 @@ def _account(spaces: dict[str, _Space], obj: Listed, head: Any, detailed: bool) 
         else:
             space.unknown_originals += 1
         if head is not None:
-            default_ref = f"{prefix}/{REFERENCE_NAME}" if prefix else REFERENCE_NAME
-            space.used_refs.add(meta_get(head.metadata, "ref-key") or default_ref)
+            space.used_refs.add(meta_get(head.metadata, "ref-key") or default_reference(prefix))
         return
     space.known_original += obj.size
     space.as_is += 1

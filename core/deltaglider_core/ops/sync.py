@@ -84,7 +84,7 @@ def sync_up(
     max_ratio: float | None = None,
     logger: LogLike | None = None,
 ) -> SyncReport:
-    log = logger or logging.getLogger("deltaglider_core.ops.sync")
+    log = logger or logging.getLogger(__name__)
     started = time.monotonic()
     root = Path(local_dir)
     if not root.is_dir():
@@ -168,7 +168,7 @@ def sync_down(
     dry_run: bool = False,
     logger: LogLike | None = None,
 ) -> SyncReport:
-    log = logger or logging.getLogger("deltaglider_core.ops.sync")
+    log = logger or logging.getLogger(__name__)
     started = time.monotonic()
     root = Path(local_dir)
     root.mkdir(parents=True, exist_ok=True)

@@ -58,9 +58,11 @@ def upload_files(
     max_ratio: float | None = None,
     replace: bool = False,
     log: LogLike,
+    started: float | None = None,
 ) -> dict[str, Any]:
-    """Store each source as ``<prefix folder>/<source name>``; the summary the upload operator returns."""
-    started = time.monotonic()
+    """Store each source as ``<prefix folder>/<source name>``; the summary the upload operator returns.
+    ``duration_s`` counts from ``started`` (a ``time.monotonic()`` value; default: now)."""
+    started = time.monotonic() if started is None else started
     base = folder(prefix)
     store.ensure_bucket(bucket)
     unchanged = _unchanged(store, bucket, base, sources, replace)
@@ -123,12 +125,20 @@ def _targets(
 
 
 def download_files(
-    store: DeltaStore, bucket: str, prefix: str, dest: str, *, pattern: str = "*", log: LogLike
+    store: DeltaStore,
+    bucket: str,
+    prefix: str,
+    dest: str,
+    *,
+    pattern: str = "*",
+    log: LogLike,
+    started: float | None = None,
 ) -> dict[str, Any]:
     """Reconstruct ``s3://bucket/prefix`` (one key, or every key under a prefix ending in ``/`` that matches
     ``pattern``) into ``dest``; the summary the download operator returns. Keys that could not be written
-    are listed in ``refused``: the caller decides whether that fails it."""
-    started = time.monotonic()
+    are listed in ``refused``: the caller decides whether that fails it. ``duration_s`` counts from ``started``
+    (a ``time.monotonic()`` value; default: now)."""
+    started = time.monotonic() if started is None else started
     store.ensure_bucket(bucket)
     targets, refused = _targets(store, bucket, prefix, dest, pattern, log)
     if not targets and not refused:

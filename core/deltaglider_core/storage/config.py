@@ -91,6 +91,11 @@ class StoreConfig:
             values["max_ratio"] = _number(source["DG_MAX_RATIO"])
         if "cache_backend" not in values and source.get("DG_CACHE_BACKEND"):
             values["cache_backend"] = source["DG_CACHE_BACKEND"]
+            if values["cache_backend"] not in CACHE_BACKENDS:
+                raise DeltaGliderError(
+                    f"DG_CACHE_BACKEND={values['cache_backend']!r} is not a cache backend: use one of "
+                    f"{', '.join(CACHE_BACKENDS)}."
+                )
         # 0 has meant "not set" for the cache sizes since their first release (a falsy extra fell through).
         for name, variable in (("cache_memory_size_mb", "DG_CACHE_MEMORY_SIZE_MB"),
                                ("cache_disk_size_mb", "DG_CACHE_DISK_SIZE_MB")):  # fmt: skip

@@ -243,6 +243,25 @@ def is_internal_key(key: str) -> bool:
     return any(p in (BASES_DIR, INTERNAL_DIR) for p in parts[:-1])
 
 
+def default_reference(space: str) -> str:
+    """The reference key of deltaspace ``space`` (a folder, "" for the bucket's root): what a delta without
+    ``dg-ref-key`` is read against."""
+    return f"{space}/{REFERENCE_NAME}" if space else REFERENCE_NAME
+
+
+def is_reference_key(key: str) -> bool:
+    """A deltaspace's reference (its own or a generation's under ``.dg-bases/``), not a trashed copy."""
+    return key.rpartition("/")[2] == REFERENCE_NAME and not key.startswith(INTERNAL_DIR + "/")
+
+
+def deltaspace_of(key: str) -> str:
+    """The deltaspace a stored key belongs to: its folder, with a generation's ``.dg-bases/NNNN/`` folded in."""
+    parts = key.split("/")[:-1]
+    if BASES_DIR in parts:
+        parts = parts[: parts.index(BASES_DIR)]
+    return "/".join(parts)
+
+
 def logical_key(stored_key: str) -> str | None:
     """The logical key for a stored key, or None for internal objects."""
     if is_internal_key(stored_key):

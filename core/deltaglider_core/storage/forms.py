@@ -32,7 +32,7 @@ from deltaglider_core.errors import StorageError
 from deltaglider_core.storage.format import INTERNAL_DIR
 from deltaglider_core.transport.s3 import S3
 
-log = logging.getLogger("deltaglider_core")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,10 @@ class Seen:
 class Forms:
     """The form-switch protocol above, for one store."""
 
-    def __init__(self, s3: S3, *, allow_unconditional_writes: bool = False) -> None:
+    def __init__(
+        self, s3: S3, *, allow_unconditional_writes: bool = False, logger: logging.Logger | None = None
+    ) -> None:
+        self.log = logger or log  # the store's logger: a task logger given to the store hears these too
         self.s3 = s3
         self.allow_unconditional_writes = allow_unconditional_writes
 
@@ -78,16 +81,16 @@ class Forms:
             return
         if seen.conditional:
             if not self.s3.delete_if_match(bucket, seen.key, seen.etag):
-                log.info("s3://%s/%s changed while its key was written in the other form: kept", bucket, seen.key)
+                self.log.info("s3://%s/%s changed while its key was written in the other form: kept", bucket, seen.key)
         elif self.allow_unconditional_writes:
-            log.warning(
+            self.log.warning(
                 "s3://%s ignores conditional deletes (If-Match): s3://%s/%s is deleted anyway because "
                 "allow_unconditional_writes is set; a concurrent upload of the same key could be lost",
                 bucket, bucket, seen.key,
             )  # fmt: skip
             self.s3.delete(bucket, seen.key)
         else:
-            log.warning(
+            self.log.warning(
                 "s3://%s/%s is left beside its new delta: s3://%s ignores conditional deletes, so deleting it could "
                 "remove a concurrent upload (readers take the delta; allow_unconditional_writes deletes it)",
                 bucket, seen.key, bucket,

@@ -27,10 +27,11 @@ from typing import Any
 from deltaglider_core.models import jsonable
 from deltaglider_core.storage.format import (
     DELTA_SUFFIX,
-    REFERENCE_NAME,
     TRASH_PREFIX,
+    default_reference,
     folder,
     is_internal_key,
+    is_reference_key,
     meta_get,
 )
 from deltaglider_core.transport.s3 import S3, Listed
@@ -61,8 +62,7 @@ def named_references(s3: S3, bucket: str, deltas: Iterable[Listed], workers: int
         head = s3.head(bucket, obj.key)
         if head is None:  # deleted since the listing: it needs nothing
             return None
-        space = obj.key.rpartition("/")[0]  # a delta sits in its deltaspace
-        return meta_get(head.metadata, "ref-key") or (f"{space}/{REFERENCE_NAME}" if space else REFERENCE_NAME)
+        return meta_get(head.metadata, "ref-key") or default_reference(obj.key.rpartition("/")[0])
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return {ref for ref in pool.map(ref_of, deltas) if ref is not None}
@@ -87,7 +87,7 @@ def prune(
     deltas: list[Listed] = []
     for page in s3.pages(bucket, base):
         for obj in page.objects:
-            if obj.key.rpartition("/")[2] == REFERENCE_NAME and not obj.key.startswith(".deltaglider/"):
+            if is_reference_key(obj.key):
                 references.append(obj)
             elif obj.key.endswith(DELTA_SUFFIX) and not is_internal_key(obj.key):
                 deltas.append(obj)

@@ -47,7 +47,7 @@ class Base:
 
 
 HOT_REFERENCES = 4
-log = logging.getLogger("deltaglider_core")
+log = logging.getLogger(__name__)
 
 
 class References:
@@ -68,7 +68,9 @@ class References:
         *,
         eligible: Callable[[str], bool] = lambda name: True,
         allow_unconditional_writes: bool = False,
+        logger: logging.Logger | None = None,
     ) -> None:
+        self.log = logger or log  # the store's logger: a task logger given to the store hears these too
         self.s3 = s3
         self.eligible = eligible  # which file names are archives (stored as deltas unless poor)
         self.allow_unconditional_writes = allow_unconditional_writes
@@ -214,7 +216,7 @@ class References:
         if self.s3.honours_if_none_match(bucket, probe):
             return
         if self.allow_unconditional_writes:
-            log.warning(
+            self.log.warning(
                 "s3://%s ignores conditional writes (If-None-Match: *): references are written anyway because "
                 "allow_unconditional_writes is set; two first uploads into one prefix at once could lose files",
                 bucket,
@@ -272,7 +274,9 @@ class References:
         except NotFound as exc:
             try:  # prune trashed it while a writer raced it; the next prune puts it back (prune.py)
                 head = self.s3.download(bucket, TRASH_PREFIX + key, dest)
-                log.warning("reference s3://%s/%s read from prune's trash; the next prune restores it", bucket, key)
+                self.log.warning(
+                    "reference s3://%s/%s read from prune's trash; the next prune restores it", bucket, key
+                )
             except NotFound:
                 raise NotFound(
                     f"Reference s3://{bucket}/{key} is missing, so files stored as deltas against it cannot be "

@@ -84,11 +84,15 @@ class DeltaStore:
         self.endpoint = Endpoint.of(endpoint)
         self.config = config = config if config is not None else StoreConfig.from_env()
         self._owns_cache = cache is None
-        self.cache: ReferenceCache = cache or make_cache(
-            config.cache_backend,
-            memory_size_mb=config.cache_memory_size_mb,
-            disk_size_mb=config.cache_disk_size_mb,
-            encryption_key=config.encryption_key,
+        self.cache: ReferenceCache = (
+            cache
+            if cache is not None
+            else make_cache(
+                config.cache_backend,
+                memory_size_mb=config.cache_memory_size_mb,
+                disk_size_mb=config.cache_disk_size_mb,
+                encryption_key=config.encryption_key,
+            )
         )
         self._owns_codec = codec is None
         self.max_ratio = config.max_ratio
@@ -103,7 +107,7 @@ class DeltaStore:
         )  # concurrent encodes/decodes on every core, all within the budget (codec_pool.py)
         part = min(DEFAULT_PART_SIZE, max(8 << 20, self.memory_budget // 16))  # one part in memory
         self.s3 = self.endpoint.open(multipart_threshold=config.multipart_threshold, part_size=part)
-        self.log = logger or logging.getLogger("deltaglider_core")
+        self.log = logger or logging.getLogger(__name__)
         self._work = private_dir("work")  # swept by a later process if this one is killed
         self._cleanup = functools.partial(shutil.rmtree, self._work, True)
         atexit.register(self._cleanup)  # in case close() is never called
@@ -114,8 +118,9 @@ class DeltaStore:
             self._work,
             eligible=lambda name: is_delta_eligible(name, self.delta_extensions),
             allow_unconditional_writes=config.allow_unconditional_writes,
+            logger=self.log,
         )
-        self.forms = Forms(self.s3, allow_unconditional_writes=config.allow_unconditional_writes)
+        self.forms = Forms(self.s3, allow_unconditional_writes=config.allow_unconditional_writes, logger=self.log)
         self._side = ThreadPoolExecutor(max_workers=max(2, config.max_workers), thread_name_prefix="deltaglider-side")
         self._closed = False
 

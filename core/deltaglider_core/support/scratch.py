@@ -22,7 +22,7 @@ from pathlib import Path
 _NAME = re.compile(r"^deltaglider-(?:work|cache)-(\d+)-")
 _SWEPT: set[str] = set()  # per-process: temp roots already swept
 _LOCK = threading.Lock()
-log = logging.getLogger("deltaglider_core.support.scratch")
+log = logging.getLogger(__name__)
 
 
 def private_dir(kind: str) -> Path:

@@ -74,7 +74,7 @@ BREAKER_FAILURES = 3  # consecutive transport failures (resets, stalls, 5xx) tha
 BREAKER_COOL_DOWN_S = 300.0  # how long the bucket is then left to boto3 before the fast path is tried again
 USER_AGENT = "deltaglider-core fast-transport (urllib3)"  # names these requests in server and proxy logs
 FIRST_RETRY_DELAY_S = 1.0  # botocore's standard retry mode: the first retry waits up to 1 s (full jitter)
-log = logging.getLogger("deltaglider_core.transport.fast_http")
+log = logging.getLogger(__name__)
 
 
 class _EmptyBody:
