@@ -22,6 +22,8 @@ class Mutation:
 
 
 STORE = "core/deltaglider_core/storage/store.py"
+WRITES = "core/deltaglider_core/storage/write_path.py"
+READS = "core/deltaglider_core/storage/read_path.py"
 REFS = "core/deltaglider_core/storage/references.py"
 T_STORE = "tests/unit/test_store.py"
 T_RACES = "tests/unit/test_write_races.py"
@@ -32,7 +34,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "plain-read-skips-sha256",
         "reads",
-        STORE,
+        READS,
         "        _check_hash(self.log, loc, loc.key, expected, actual)\n",
         "        pass\n",
         (T_STORE,),
@@ -41,7 +43,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "delta-read-skips-sha256",
         "reads",
-        STORE,
+        READS,
         "            _check_hash(self.log, loc, loc.delta_key, expected, actual)\n",
         "            pass\n",
         (T_STORE,),
@@ -50,7 +52,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "verified-without-hash",
         "reads",
-        STORE,
+        READS,
         "return GetResult(loc.bucket, loc.key, loc.key, kind, str(out), head.size, actual, expected is not None)",
         "return GetResult(loc.bucket, loc.key, loc.key, kind, str(out), head.size, actual, True)",
         (T_STORE,),
@@ -59,7 +61,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "get-leaves-partial-file",
         "reads",
-        STORE,
+        READS,
         "        finally:\n            tmp.unlink(missing_ok=True)\n",
         "        finally:\n            pass\n",
         (T_STORE,),
@@ -153,8 +155,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "delta-metadata-wrong-ref-sha",
         "writes",
-        STORE,
-        "            ref_sha256=base.sha256,",
+        WRITES,
+        "            ref_sha256=ref.sha256,",
         "            ref_sha256=digest.sha256,",
         (T_STORE,),
         "a delta records the wrong reference hash (DeltaGlider readers check it)",
@@ -162,7 +164,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "direct-copy-not-dropped",
         "writes",
-        STORE,
+        WRITES,
         "        dropped = self._side.submit(self.forms.after, loc.bucket, whole)",
         "        dropped = self._side.submit(lambda *a: None, loc.bucket, whole)",
         (T_STORE, "tests/unit/test_same_key_writers.py"),
@@ -283,7 +285,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "download-mode-0600",
         "operators",
-        STORE,
+        READS,
         "            os.chmod(tmp, new_file_mode())",
         "            pass",
         ("tests/unit/test_operator_conventions.py",),
@@ -365,7 +367,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "gzip-rebuild-unchecked",
         "reads",
-        STORE,
+        READS,
         "        if expected is not None and actual != expected:\n            raise IntegrityError(\n"
         '                f"s3://{loc.bucket}/{loc.delta_key}: the rebuilt file',
         "        if False:\n            raise IntegrityError(\n"
@@ -395,7 +397,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "delta-verified-without-hash",
         "reads",
-        STORE,
+        READS,
         '"delta", str(out), size, actual, expected is not None)',
         '"delta", str(out), size, actual, True)',
         (T_STORE,),
@@ -507,8 +509,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "poisoned-prefix-stays-poisoned",
         "writes",
-        STORE,
-        "        if self.rebase and reference_is_poor(base.size, digest.size, limit, good, poor):",
+        WRITES,
+        "        if self.rebase and reference_is_poor(ref.size, digest.size, upload.limit, good, poor):",
         "        if False:",
         (T_STORE,),
         "an empty or unrelated first upload makes every later build be stored whole",
@@ -589,7 +591,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "replaced-reference-acknowledged",
         "writes",
-        STORE,
+        WRITES,
         '        elif state == "replaced":',
         "        elif False:",
         (T_RACES,),
@@ -608,10 +610,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "whole-writer-looks-after-its-put",
         "writes",
-        STORE,
-        "        delta = seen.delta.result()  # raises, before anything is written, where the delta cannot go safely\n"
-        "        self.s3.upload(source, loc.bucket, loc.key, meta)\n",
-        "        self.s3.upload(source, loc.bucket, loc.key, meta)\n"
+        WRITES,
+        "        delta = upload.forms.delta.result()  # raises before any write where the delta cannot go safely\n"
+        "        self.s3.upload(upload.source, loc.bucket, loc.key, meta)\n",
+        "        self.s3.upload(upload.source, loc.bucket, loc.key, meta)\n"
         "        delta = self.forms.before(loc.bucket, loc.delta_key, shadows=True)\n",
         ("tests/unit/test_same_key_writers.py",),
         "a whole writer deletes a delta written concurrently (noted after its own PUT): both forms can vanish",

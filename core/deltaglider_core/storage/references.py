@@ -9,11 +9,9 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-import tempfile
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +26,13 @@ from deltaglider_core.storage.format import (
     meta_get,
     reference_metadata,
 )
-from deltaglider_core.storage.policy import BaseHistory
+from deltaglider_core.storage.policy import BaseHistory, is_delta_eligible
 from deltaglider_core.support.digest import FileDigest, sha256_file
 from deltaglider_core.transport.s3 import S3
 
 
 @dataclass(frozen=True)
-class Base:
+class Reference:
     """A reference as the writer sees it."""
 
     bucket: str
@@ -66,13 +64,13 @@ class References:
         tool: str,
         work_dir: Path,
         *,
-        eligible: Callable[[str], bool] = lambda name: True,
+        delta_extensions: frozenset[str] = frozenset(),
         allow_unconditional_writes: bool = False,
         logger: logging.Logger | None = None,
     ) -> None:
         self.log = logger or log  # the store's logger: a task logger given to the store hears these too
         self.s3 = s3
-        self.eligible = eligible  # which file names are archives (stored as deltas unless poor)
+        self.delta_extensions = delta_extensions  # which file names are archives (stored as deltas unless poor)
         self.allow_unconditional_writes = allow_unconditional_writes
         self.cache = cache
         self.tool = tool
@@ -80,12 +78,12 @@ class References:
         self._hot_dir.mkdir(mode=0o700, exist_ok=True)
         self._hot: OrderedDict[str, tuple[Path, int, int]] = OrderedDict()  # sha -> (path, size, mtime_ns)
         self._hot_lock = threading.Lock()
-        self._newest: dict[tuple[str, str], Base] = {}  # (bucket, deltaspace prefix) -> newest reference
+        self._newest: dict[tuple[str, str], Reference] = {}  # (bucket, deltaspace prefix) -> newest reference
         self._ledgers: dict[tuple[str, str], list[int]] = {}  # (bucket, reference key) -> delta sizes
         self._poor: dict[tuple[str, str], int] = {}  # (bucket, reference key) -> archives stored whole since
         self._state_lock = threading.Lock()
 
-    def newest(self, loc: Location, *, fresh: bool = False) -> Base | None:
+    def newest(self, loc: Location, *, fresh: bool = False) -> Reference | None:
         """The deltaspace's newest reference, remembered per store (references are immutable)."""
         with self._state_lock:
             known = None if fresh else self._newest.get((loc.bucket, loc.prefix))
@@ -96,7 +94,7 @@ class References:
             self.remember(loc, base)
         return base
 
-    def remember(self, loc: Location, base: Base, *, created: bool = False) -> None:
+    def remember(self, loc: Location, base: Reference, *, created: bool = False) -> None:
         """Note ``base`` as the deltaspace's newest reference; one this store created starts an empty ledger."""
         with self._state_lock:
             known = self._newest.get((loc.bucket, loc.prefix))
@@ -106,13 +104,13 @@ class References:
                 self._ledgers[(loc.bucket, base.key)] = []
                 self._poor[(loc.bucket, base.key)] = 0
 
-    def ledger(self, loc: Location, base: Base) -> BaseHistory:
+    def ledger(self, loc: Location, base: Reference) -> BaseHistory:
         """Delta sizes stored against ``base``: exact for what this store wrote, seeded once from S3."""
         self._seed(loc, base)
         with self._state_lock:
             return BaseHistory(tuple(self._ledgers[(loc.bucket, base.key)]))
 
-    def poor_uploads(self, loc: Location, base: Base) -> int:
+    def poor_uploads(self, loc: Location, base: Reference) -> int:
         """Archives stored whole (poor deltas) since ``base`` was created: seeded once from S3, then counted."""
         self._seed(loc, base)
         with self._state_lock:
@@ -163,7 +161,7 @@ class References:
                 _, (old, _, _) = self._hot.popitem(last=False)
                 old.unlink(missing_ok=True)
 
-    def head_base(self, bucket: str, key: str) -> Base | None:
+    def head_base(self, bucket: str, key: str) -> Reference | None:
         head = self.s3.head(bucket, key)
         if head is None:
             return None
@@ -174,7 +172,7 @@ class References:
                 "be verified: it was not written by DeltaGlider. Move it away and re-upload the deltaspace."
             )
         generation = base_generation(key)
-        return Base(
+        return Reference(
             bucket,
             key,
             0 if generation is None else generation,
@@ -184,7 +182,7 @@ class References:
             meta_get(head.metadata, "source-name"),
         )
 
-    def current(self, loc: Location) -> Base | None:
+    def current(self, loc: Location) -> Reference | None:
         """The reference new deltas of this deltaspace are encoded against (the newest generation)."""
         newest: tuple[int, str] | None = None
         for page in self.s3.pages(loc.bucket, loc.bases_prefix):
@@ -198,17 +196,20 @@ class References:
                 return found
         return self.head_base(loc.bucket, loc.reference_key)
 
-    def create(self, loc: Location, generation: int, path: Path, digest: FileDigest) -> Base | None:
-        """Write ``path`` as reference ``generation``; None if another writer created it first."""
+    def create(self, loc: Location, generation: int, path: Path, digest: FileDigest) -> Reference | None:
+        """Write ``path`` as reference ``generation`` and remember it as the deltaspace's newest; None if another
+        writer created it first."""
         key = loc.base_key(generation)
         self._require_conditional_writes(loc.bucket)
         meta = reference_metadata(self.tool, loc.name, digest.sha256, digest.md5)
         if self.s3.upload(path, loc.bucket, key, meta, if_none_match=True) is None:
             return None
         self.cache.store(digest.sha256, path)  # not kept hot: ``path`` is the caller's file, never linked
-        head = self.s3.head(loc.bucket, key)  # the server's LastModified starts this base's history
+        head = self.s3.head(loc.bucket, key)  # the server's LastModified starts this reference's history
         modified = head.last_modified if head is not None else None
-        return Base(loc.bucket, key, generation, digest.sha256, digest.size, modified, loc.name)
+        created = Reference(loc.bucket, key, generation, digest.sha256, digest.size, modified, loc.name)
+        self.remember(loc, created, created=True)  # the deltaspace's newest now, with an empty ledger
+        return created
 
     def _require_conditional_writes(self, bucket: str) -> None:
         """References rely on ``If-None-Match: *``: refuse (naming the gap and the setting) where it is ignored."""
@@ -294,7 +295,7 @@ class References:
         self._keep_hot(actual, dest)
         return actual
 
-    def _seed(self, loc: Location, base: Base) -> None:
+    def _seed(self, loc: Location, base: Reference) -> None:
         """Seed both per-reference counts from one LIST of the deltaspace, unless this store knows them: the
         sizes of deltas stored since ``base`` was created (its own zero-diff excluded) and the number of
         archives stored whole since then.
@@ -316,12 +317,8 @@ class References:
                 if obj.key.endswith(DELTA_SUFFIX):
                     if obj.key != own:
                         sizes.append(obj.size)
-                elif self.eligible(obj.key.rpartition("/")[2]):
+                elif is_delta_eligible(obj.key.rpartition("/")[2], self.delta_extensions):
                     poor += 1
         with self._state_lock:
             self._ledgers.setdefault(ident, sizes)
             self._poor.setdefault(ident, poor)
-
-
-def scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="op-", dir=parent)

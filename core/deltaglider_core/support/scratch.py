@@ -90,3 +90,8 @@ def _start_time(pid: int) -> float | None:
         return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
+
+
+def scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:
+    """A scratch directory for one operation inside ``parent`` (a store's private work directory)."""
+    return tempfile.TemporaryDirectory(prefix="op-", dir=parent)
