@@ -18,7 +18,10 @@ from tests.airflow_runs import conn_env
 
 
 def _ours() -> set[str]:
-    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith(("deltaglider-work-", "deltaglider-cache-"))}
+    """This process's private directories (their names carry the pid): another test process sharing the temp
+    directory cannot make a store here look leaky."""
+    mine = tuple(f"deltaglider-{kind}-{os.getpid()}-" for kind in ("work", "cache"))
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith(mine)}
 
 
 def _resources() -> tuple[int, int, int]:

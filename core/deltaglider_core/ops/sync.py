@@ -16,15 +16,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from deltaglider_core.errors import DeltaGliderError, InvalidLocation
+from deltaglider_core.errors import InvalidLocation
 from deltaglider_core.models import ObjectInfo, jsonable
 from deltaglider_core.ops.selection import selected
+from deltaglider_core.ops.transfer import fetch_all, put_all
 from deltaglider_core.storage.format import folder
 from deltaglider_core.storage.store import DeltaStore
 from deltaglider_core.support.digest import sha256_file
-from deltaglider_core.support.parallel import run_grouped
 from deltaglider_core.support.paths import inside, plan_local_files
-from deltaglider_core.support.progress import LogLike, Progress
+from deltaglider_core.support.progress import LogLike
 
 
 @dataclass(frozen=True)
@@ -96,19 +96,12 @@ def sync_up(
     gone = sorted(rel for rel in remote if rel not in local and selected(rel, include, exclude)) if delete else []
     sent = 0
     if not dry_run:
-        progress = Progress("sync up", len(todo), sum(local[r].stat().st_size for r in todo), log)
-
-        def put(rel: str) -> int:
-            result = store.put(local[rel], bucket, base + rel, max_ratio=max_ratio)
-            progress.advance(1, result.original_size)
-            return result.original_size
-
+        stored_as = [(local[rel], base + rel) for rel in todo]
         sent = sum(
-            run_grouped(todo, lambda rel: store.write_group(bucket, base + rel), put, store.max_workers, store.warm_up)
+            r.original_size for r in put_all(store, stored_as, bucket, max_ratio=max_ratio, log=log, what="sync up")
         )
         for rel in gone:
             store.delete(bucket, base + rel)
-        progress.finish()
     return SyncReport(
         direction="upload",
         source=str(root),
@@ -127,33 +120,19 @@ def _fetch(
     store: DeltaStore, bucket: str, items: list[tuple[ObjectInfo, Path]], log: LogLike, refused: list[str]
 ) -> tuple[int, list[str]]:
     """Download each object to its path, stamping the object's modification time; (bytes, keys) received.
+    A file the local file system refuses is reported in ``refused`` and the others go on."""
+    stamps = {obj.key: obj.last_modified.timestamp() for obj, _ in items if obj.last_modified is not None}
 
-    A file the local file system refuses is reported in ``refused`` and the others go on.
-    """
-    progress = Progress("sync down", len(items), None, log)
+    def stamp(key: str, path: Path) -> None:
+        if key in stamps:
+            os.utime(path, (stamps[key], stamps[key]))
 
-    def fetch(item: tuple[ObjectInfo, Path]) -> int | None:
-        obj, path = item
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            result = store.get(bucket, obj.key, path)
-        except DeltaGliderError as exc:
-            raise exc.with_message(f"sync of s3://{bucket}/{obj.key} to {path} failed: {exc}") from exc
-        except OSError as exc:
-            log.error("could not write s3://%s/%s to %s: %s", bucket, obj.key, path, exc)
-            refused.append(f"s3://{bucket}/{obj.key}: could not write {path}: {exc}")
-            return None
-        if obj.last_modified is not None:
-            stamp = obj.last_modified.timestamp()
-            os.utime(path, (stamp, stamp))
-        progress.advance(1, result.size)
-        return result.size
-
-    # Reads are independent: each file is its own group (paths were planned apart, no two share a path).
-    sizes = run_grouped(items, lambda item: item[0].key, fetch, store.max_workers, store.warm_up)
-    progress.finish()
-    written = [obj.key for (obj, _), size in zip(items, sizes, strict=True) if size is not None]
-    return sum(size for size in sizes if size is not None), written
+    targets = [(obj.key, path) for obj, path in items]
+    results = fetch_all(
+        store, bucket, targets, log=log, refused=refused, what="sync down", name_failures="sync", written=stamp
+    )
+    done = [(key, r) for (key, _), r in zip(targets, results, strict=True) if r is not None]
+    return sum(r.size for _, r in done), [key for key, _ in done]
 
 
 def sync_down(

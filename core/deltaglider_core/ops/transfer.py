@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from deltaglider_core.errors import InvalidLocation, NotFound
+from deltaglider_core.errors import DeltaGliderError, InvalidLocation, NotFound
+from deltaglider_core.models import GetResult, PutResult
 from deltaglider_core.ops.sources import Source
 from deltaglider_core.storage.format import folder
 from deltaglider_core.storage.store import DeltaStore
@@ -25,6 +26,70 @@ from deltaglider_core.support.digest import sha256_file
 from deltaglider_core.support.parallel import run_grouped
 from deltaglider_core.support.paths import plan_local_files
 from deltaglider_core.support.progress import LogLike, Progress, human_bytes
+
+
+def put_all(
+    store: DeltaStore,
+    items: Sequence[tuple[Path, str]],
+    bucket: str,
+    *,
+    max_ratio: float | None,
+    log: LogLike,
+    what: str = "upload",
+) -> list[PutResult]:
+    """Store each ``(path, key)``: different deltaspaces (and files stored whole) in parallel, one deltaspace's
+    files in order, so they share a reference; progress logged as ``what``. Results in ``items``' order."""
+    progress = Progress(what, len(items), sum(path.stat().st_size for path, _ in items), log)
+
+    def put(item: tuple[Path, str]) -> PutResult:
+        result = store.put(item[0], bucket, item[1], max_ratio=max_ratio)
+        progress.advance(1, result.original_size)
+        return result
+
+    results = run_grouped(items, lambda item: store.write_group(bucket, item[1]), put, store.max_workers, store.warm_up)
+    progress.finish()
+    return results
+
+
+def fetch_all(
+    store: DeltaStore,
+    bucket: str,
+    items: Sequence[tuple[str, Path]],
+    *,
+    log: LogLike,
+    refused: list[str],
+    what: str = "download",
+    name_failures: str | None = None,
+    written: Callable[[str, Path], None] | None = None,
+) -> list[GetResult | None]:
+    """Reconstruct each ``(key, path)``, in parallel (reads are independent; the paths were planned apart).
+    A file the local file system refuses is logged and added to ``refused`` (None in the results) and the
+    others go on; ``name_failures`` (e.g. "sync") puts itself, the key and the path in front of a failed read's
+    message; ``written``
+    hears each file written. Results in ``items``' order."""
+    progress = Progress(what, len(items), None, log)
+
+    def fetch(item: tuple[str, Path]) -> GetResult | None:
+        key, path = item
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            result = store.get(bucket, key, path)
+        except DeltaGliderError as exc:
+            if name_failures is None:
+                raise
+            raise exc.with_message(f"{name_failures} of s3://{bucket}/{key} to {path} failed: {exc}") from exc
+        except OSError as exc:  # the local file system refused this one: report it, go on with the rest
+            log.error("could not write s3://%s/%s to %s: %s", bucket, key, path, exc)
+            refused.append(f"s3://{bucket}/{key}: could not write {path}: {exc}")
+            return None
+        if written is not None:
+            written(key, path)
+        progress.advance(1, result.size)
+        return result
+
+    results = run_grouped(items, lambda item: item[0], fetch, store.max_workers, store.warm_up)
+    progress.finish()
+    return results
 
 
 def _unchanged(store: DeltaStore, bucket: str, base: str, sources: Sequence[Source], replace: bool) -> set[str]:
@@ -69,18 +134,8 @@ def upload_files(
     todo = [s for s in sources if s.name not in unchanged]
     if unchanged:
         log.info("%d file(s) already stored with the same SHA-256, not sent again", len(unchanged))
-    progress = Progress("upload", len(todo), sum(s.path.stat().st_size for s in todo), log)
-
-    def put(item: Source) -> dict[str, Any]:
-        result = store.put(item.path, bucket, base + item.name, max_ratio=max_ratio)
-        progress.advance(1, result.original_size)
-        return result.to_dict()
-
-    # Different deltaspaces (and files stored whole) in parallel; one deltaspace's files in order.
-    results = run_grouped(
-        todo, lambda item: store.write_group(bucket, base + item.name), put, store.max_workers, store.warm_up
-    )
-    progress.finish()
+    stored_as = [(s.path, base + s.name) for s in todo]
+    results = [r.to_dict() for r in put_all(store, stored_as, bucket, max_ratio=max_ratio, log=log)]
     original = sum(r["original_size"] for r in results)
     stored = sum(r["stored_size"] for r in results)
     summary = {
@@ -143,25 +198,12 @@ def download_files(
     targets, refused = _targets(store, bucket, prefix, dest, pattern, log)
     if not targets and not refused:
         raise InvalidLocation(f"Nothing under s3://{bucket}/{prefix} matches {pattern!r}.")
-    progress = Progress("download", len(targets), None, log)
-
-    def fetch(target: tuple[str, Path]) -> dict[str, Any] | None:
-        key, path = target
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            result = store.get(bucket, key, path)
-        except OSError as exc:  # the local file system refused this one: report it, go on with the rest
-            log.error("could not write s3://%s/%s to %s: %s", bucket, key, path, exc)
-            refused.append(f"s3://{bucket}/{key}: could not write {path}: {exc}")
-            return None
-        progress.advance(1, result.size)
-        return {"key": key, "path": result.path, "size": result.size, "sha256": result.sha256,
-                "kind": result.kind, "verified": result.verified}  # fmt: skip
-
-    # Independent reads in parallel (their decodes on every core); the report keeps the listing's order.
-    fetched = run_grouped(targets, lambda target: target[0], fetch, store.max_workers, store.warm_up)
-    files = [f for f in fetched if f is not None]
-    progress.finish()
+    fetched = fetch_all(store, bucket, targets, log=log, refused=refused)
+    files: list[dict[str, Any]] = [
+        {"key": key, "path": r.path, "size": r.size, "sha256": r.sha256, "kind": r.kind, "verified": r.verified}
+        for (key, _), r in zip(targets, fetched, strict=True)
+        if r is not None
+    ]
     summary = {
         "source": f"s3://{bucket}/{prefix}",
         "files": files,
