@@ -7,7 +7,7 @@ when the config is made, so a bad setting fails before any data moves, naming th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -56,7 +56,7 @@ class StoreConfig:
     multipart_threshold: int | None = None
 
     def __post_init__(self) -> None:
-        for setting in fields(self):  # None means "not given": the default (as from_env and replace read it)
+        for setting in fields(self):  # None means "not given": the default (as from_env reads it)
             if getattr(self, setting.name) is None and setting.default is not None:
                 object.__setattr__(self, setting.name, setting.default)
         validate_max_ratio(self.max_ratio)
@@ -73,11 +73,6 @@ class StoreConfig:
     def memory_budget(self) -> int:
         """The codec's memory budget in bytes (codec/budget.py)."""
         return budget_from(self.memory_budget_mb, what="memory_budget_mb (DG_MEMORY_BUDGET_MB)")
-
-    def replace(self, **changes: Any) -> StoreConfig:
-        """A copy with ``changes``; ``None`` values are ignored (they mean "as configured")."""
-        given = {k: v for k, v in changes.items() if v is not None}
-        return type(self)(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **given})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **given: Any) -> StoreConfig:
@@ -109,8 +104,6 @@ class StoreConfig:
             values["deltaglider_compatible"] = env_flag("DG_DELTAGLIDER_COMPATIBLE", False, source)
         if "memory_budget_mb" not in values and source.get("DG_MEMORY_BUDGET_MB"):
             values["memory_budget_mb"] = source["DG_MEMORY_BUDGET_MB"]
-        if isinstance(values.get("delta_extensions"), Iterable):
-            values["delta_extensions"] = frozenset(values["delta_extensions"])
         return cls(**values)
 
 
