@@ -34,8 +34,13 @@ venv: $(STAMP) $(PEER_STAMP) $(OLDEST_STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
 
+# Lint and types first (seconds); then the four suites that each keep about one core busy, two at a time
+# (their output interleaved, each suite's summary line its own); then the deployment suites alone, since their
+# timings assume a quiet machine. `tox` alone runs the same envs one after another.
 test: $(STAMP) $(PEER_STAMP) $(OLDEST_STAMP)
-	$(BIN)/tox
+	$(BIN)/tox -e lint,type
+	$(BIN)/tox run-parallel -p 2 --parallel-live -e py,py-oldest,e2e,e2e-oldest
+	$(BIN)/tox -e deploy,deploy-oldest
 
 # The quick loop (<= 3 minutes): lint, the import contract, types, and the unit tests of what changed
 # (DG_CHECK_BASE=<commit> widens "changed" to everything since that commit; see devtools/check.py).
