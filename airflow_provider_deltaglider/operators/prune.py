@@ -23,7 +23,7 @@ class DeltaGliderPruneOperator(DeltaGliderBaseOperator):
     :param dry_run: report only (default True: set False to change anything).
 
     Returns ``{"bucket", "prefix", "dry_run", "grace_s", "trashed", "restored", "purged", "kept_recent",
-    "duration_s"}``.
+    "duration_s", "held"}``.
     """
 
     template_fields: Sequence[str] = connection_template_fields("location")
@@ -49,8 +49,9 @@ class DeltaGliderPruneOperator(DeltaGliderBaseOperator):
         bucket, prefix = split_location(self.location)
         report = self.hook.get_store().prune(bucket, prefix, grace=self.grace_period, dry_run=self.plan_only)
         self.log.info(
-            "prune s3://%s/%s%s: %d reference(s) trashed, %d restored, %d purged, %d too recent",
+            "prune s3://%s/%s%s: %d reference(s) trashed, %d restored, %d purged, %d too recent, %d held in the "
+            "trash (deltas need them and their key holds another reference)",
             bucket, prefix, " (dry run: nothing changed)" if self.plan_only else "", len(report.trashed),
-            len(report.restored), len(report.purged), len(report.kept_recent),
+            len(report.restored), len(report.purged), len(report.kept_recent), len(report.held),
         )  # fmt: skip
         return report.to_dict()

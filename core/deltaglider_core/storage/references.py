@@ -28,7 +28,7 @@ from deltaglider_core.storage.format import (
 )
 from deltaglider_core.storage.policy import BaseHistory, is_delta_eligible
 from deltaglider_core.support.digest import FileDigest, sha256_file
-from deltaglider_core.transport.s3 import S3
+from deltaglider_core.transport.s3 import S3, Head
 
 
 @dataclass(frozen=True)
@@ -198,9 +198,19 @@ class References:
 
     def create(self, loc: Location, generation: int, path: Path, digest: FileDigest) -> Reference | None:
         """Write ``path`` as reference ``generation`` and remember it as the deltaspace's newest; None if another
-        writer created it first."""
-        key = loc.base_key(generation)
+        writer created it first.
+
+        A generation whose key has a live entry in prune's trash is skipped: deltas may still name the trashed
+        bytes by that key, and new bytes there would shadow them (prune.py). The next free generation is used.
+        """
         self._require_conditional_writes(loc.bucket)
+        while self.s3.head(loc.bucket, TRASH_PREFIX + loc.base_key(generation)) is not None:
+            self.log.info(
+                "reference s3://%s/%s waits in prune's trash: the new reference takes generation %d instead",
+                loc.bucket, loc.base_key(generation), generation + 1,
+            )  # fmt: skip
+            generation += 1
+        key = loc.base_key(generation)
         meta = reference_metadata(self.tool, loc.name, digest.sha256, digest.md5)
         if self.s3.upload(path, loc.bucket, key, meta, if_none_match=True) is None:
             return None
@@ -270,30 +280,49 @@ class References:
         if sha256 and self.cache.fetch(sha256, dest):
             self._keep_hot(sha256, dest)
             return sha256
+        source = key
         try:
             head = self.s3.download(bucket, key, dest)
         except NotFound as exc:
-            try:  # prune trashed it while a writer raced it; the next prune puts it back (prune.py)
-                head = self.s3.download(bucket, TRASH_PREFIX + key, dest)
-                self.log.warning(
-                    "reference s3://%s/%s read from prune's trash; the next prune restores it", bucket, key
-                )
-            except NotFound:
+            # prune trashed it while a writer raced it; the next prune puts it back (prune.py)
+            trashed = self._from_trash(bucket, key, sha256, dest, "is missing")
+            if trashed is None:
                 raise NotFound(
                     f"Reference s3://{bucket}/{key} is missing, so files stored as deltas against it cannot be "
                     "reconstructed. Restore it from a backup or version history, or re-upload those files."
                 ) from exc
+            head, source = trashed, TRASH_PREFIX + key
         expected = sha256 or meta_get(head.metadata, "file-sha256")
         actual = sha256_file(dest)
+        # The key was re-created with other bytes while prune held the ones the delta names (prune.py):
+        if (
+            sha256 is not None
+            and actual != sha256
+            and source == key
+            and self._from_trash(bucket, key, sha256, dest, "holds other bytes") is not None
+        ):
+            source, actual = TRASH_PREFIX + key, sha256_file(dest)
         if expected is not None and actual != expected:
             dest.unlink(missing_ok=True)
             raise IntegrityError(
-                f"Reference s3://{bucket}/{key} is corrupt: SHA-256 {actual} does not match the recorded "
+                f"Reference s3://{bucket}/{source} is corrupt: SHA-256 {actual} does not match the recorded "
                 f"{expected}. Restore the reference from a backup or version history."
             )
         self.cache.store(actual, dest)
         self._keep_hot(actual, dest)
         return actual
+
+    def _from_trash(self, bucket: str, key: str, sha256: str | None, dest: Path, why: str) -> Head | None:
+        """Fetch prune's trash copy of reference ``key`` into ``dest`` if there is one that records the bytes
+        asked for (``sha256``; any if None); the caller verifies what was fetched."""
+        try:
+            head = self.s3.download(bucket, TRASH_PREFIX + key, dest)
+        except NotFound:
+            return None
+        if sha256 is not None and meta_get(head.metadata, "file-sha256") not in (None, sha256):
+            return None
+        self.log.warning("reference s3://%s/%s %s: read from prune's trash (prune.py)", bucket, key, why)
+        return head
 
     def _seed(self, loc: Location, base: Reference) -> None:
         """Seed both per-reference counts from one LIST of the deltaspace, unless this store knows them: the
