@@ -69,9 +69,11 @@ def test_store_encodes_and_decodes_with_the_budget_window(moto_s3: Any, builds: 
             calls.append(("encode", window))
             return real.encode(source, target, out, window, quick=quick)
 
-        def decode(self, source: Path, delta: Path, out: Path, window: int | None = None) -> None:
+        def decode(
+            self, source: Path, delta: Path, out: Path, window: int | None = None, *, limit: int | None = None
+        ) -> None:
             calls.append(("decode", window))
-            real.decode(source, delta, out, window)
+            real.decode(source, delta, out, window, limit=limit)
 
     store.codec = Spy()
     store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")

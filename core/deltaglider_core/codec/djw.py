@@ -163,6 +163,8 @@ def decode(payload: bytes, size: int, name: str) -> bytes:
     """Decode one DJW-compressed section of ``size`` bytes."""
     if size <= 0:
         raise CodecError(f"{name}: DJW section of invalid size {size} (corrupt delta).")
+    if size > 8 * len(payload):  # every byte out costs at least one bit in: refused before any table is built
+        raise CodecError(f"{name}: DJW section of {len(payload)} bytes cannot hold {size} bytes (corrupt delta).")
     bits = _Bits(payload, name)
     groups = bits.field(3) + 1
     sector = (bits.field(5) + 1) * 5 if groups > 1 else size

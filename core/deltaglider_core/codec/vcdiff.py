@@ -22,12 +22,15 @@ uncompressed (the compressed form was not smaller); the reader does the same wit
 why it reads multi-window FGK deltas that stock xdelta3 itself rejects. An unknown compressor id raises
 :class:`UnsupportedSecondary` (the codec then tries a stock ``xdelta3`` binary if one is installed).
 
-Memory: one window's sections at a time (a window is at most xdelta3's ``-W``, 8 MiB by default, 16 MiB max).
+Memory: one window's sections at a time (a window is at most xdelta3's ``-W``, 8 MiB by default, 16 MiB max:
+larger ones are refused, as stock xdelta3 refuses them), and no section decodes to more than
+``SECTION_PER_BYTE`` bytes per byte of its window's target, so a few hostile bytes cannot claim 256 MiB.
 """
 
 from __future__ import annotations
 
 import lzma
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -47,7 +50,8 @@ SECTION_NAMES = ("data", "instructions", "addresses")
 COMPRESSORS = {1: "djw", 2: "lzma", 16: "fgk"}
 SECONDARY_MIN_INPUT = 10  # xdelta3 leaves shorter sections alone (its encoders never see them)
 MAX_APPHEADER = 1 << 16  # xdelta3 writes two file names and two letters
-MAX_SECTION = 1 << 28  # far above xdelta3's largest window (16 MiB); guards against corrupt sizes
+HARD_MAX_WINDOW = 1 << 24  # xdelta3's XD3_HARDMAXWINSIZE: stock xdelta3 refuses larger target windows
+SECTION_PER_BYTE = 6  # a section's decoded size per target byte at most (1 opcode + a 5-byte varint per byte)
 
 
 class _Reader:
@@ -113,7 +117,7 @@ class _LzmaSections:
             stream = self._streams[kind] = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
         try:
             out = stream.decompress(payload, max_length=size + 1)
-        except lzma.LZMAError as exc:
+        except (lzma.LZMAError, EOFError) as exc:  # EOFError: data after the end of the xz stream
             raise CodecError(f"{self.name}: LZMA {SECTION_NAMES[kind]} section does not decode: {exc}") from exc
         if len(out) != size:
             raise CodecError(
@@ -183,6 +187,58 @@ def secondary_compressor(path: Path) -> str | None:
     return COMPRESSORS.get(head[5], f"id {head[5]}") if len(head) > 5 else "unknown"
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What a VCDIFF file declares, read from its window headers alone."""
+
+    target_size: int  # the bytes a decode writes (the windows' target lengths: the decoder holds each to it)
+    source_extent: int  # how far into the source its windows reach
+    windows: int
+
+
+def shape(path: Path) -> Shape:
+    """Walk the window headers of VCDIFF ``path`` (seeking over their sections); CodecError on a malformed one
+    or a target window larger than stock xdelta3 accepts (``HARD_MAX_WINDOW``)."""
+    name = str(path)
+    with open(path, "rb") as raw:
+        r = _Reader(raw, name)
+        if r.exact(3) != MAGIC:
+            raise CodecError(f"{name}: not a VCDIFF delta (bad magic).")
+        r.byte()  # version
+        indicator = r.byte()
+        if indicator & VCD_SECONDARY:
+            r.byte()
+        for flag in (VCD_CODETABLE, VCD_APPHEADER):
+            if indicator & flag:
+                raw.seek(r.varint(), 1)
+        total = extent = windows = 0
+        while not r.at_end():
+            win = r.byte()
+            if win & (VCD_SOURCE | VCD_TARGET):
+                length, position = r.varint(), r.varint()
+                if win & VCD_SOURCE:
+                    extent = max(extent, position + length)
+            encoding = r.varint()
+            start = raw.tell()
+            target = r.varint()
+            if target > HARD_MAX_WINDOW:
+                raise CodecError(
+                    f"{name}: a VCDIFF window of {target} bytes, more than xdelta3 allows ({HARD_MAX_WINDOW}): "
+                    "a corrupt or hostile delta."
+                )
+            total += target
+            windows += 1
+            raw.seek(start + encoding)
+        if raw.tell() != raw.seek(0, 2):
+            raise CodecError(f"{name}: truncated VCDIFF (its last window passes the end of the file).")
+    return Shape(total, extent, windows)
+
+
+def section_limit(target_length: int) -> int:
+    """The largest decoded section a window of ``target_length`` bytes can need (memory bound of decoders)."""
+    return SECTION_PER_BYTE * target_length + 16
+
+
 def application_header(path: Path) -> bytes | None:
     """The application header a VCDIFF file carries (RFC 3284 ``VCD_APPHEADER``), or None."""
     with open(path, "rb") as raw:
@@ -233,9 +289,11 @@ def _rewrite_window(r: _Reader, out: BinaryIO, sections_of: _Sections) -> None:
         prefix += varint_bytes(r.varint()) + varint_bytes(r.varint())  # segment length, position
     r.varint()  # length of the delta encoding: recomputed below
     target_length = r.varint()
+    if target_length > HARD_MAX_WINDOW:
+        raise CodecError(f"{r.name}: VCDIFF window of {target_length} bytes, over xdelta3's maximum (corrupt delta).")
     delta_indicator = r.byte()
     lengths = [r.varint() for _ in SECTION_BITS]
-    if any(n > MAX_SECTION for n in lengths):
+    if any(n > 2 * section_limit(target_length) + 4096 for n in lengths):  # room for a compressor's framing
         raise CodecError(f"{r.name}: VCDIFF section length out of range (corrupt delta).")
     checksum = r.exact(4) if win & VCD_ADLER32 else b""
     sections = []
@@ -243,8 +301,11 @@ def _rewrite_window(r: _Reader, out: BinaryIO, sections_of: _Sections) -> None:
         body = r.exact(length)
         if delta_indicator & bit:
             size, payload = _split_varint(body, r.name)
-            if size > MAX_SECTION:
-                raise CodecError(f"{r.name}: VCDIFF section size out of range (corrupt delta).")
+            if size > section_limit(target_length):
+                raise CodecError(
+                    f"{r.name}: a compressed VCDIFF {SECTION_NAMES[kind]} section says it holds {size} bytes, more "
+                    f"than a window of {target_length} bytes can use (corrupt delta)."
+                )
             body = sections_of.decode(kind, payload, size)
         else:
             sections_of.stored(kind, body)

@@ -28,8 +28,17 @@ from pathlib import Path
 from typing import Protocol
 
 from deltaglider_core.codec.budget import DEFAULT_BUDGET, full_window
-from deltaglider_core.codec.vcdiff import UnsupportedSecondary, secondary_compressor, strip_secondary
+from deltaglider_core.codec.vcdiff import UnsupportedSecondary, secondary_compressor, shape, strip_secondary
 from deltaglider_core.errors import CodecError
+
+
+class OutputTooLarge(CodecError):
+    """A delta declares more output than its caller allows (the read path's budget); nothing was written."""
+
+    def __init__(self, declared: int, limit: int) -> None:
+        super().__init__(f"the delta declares {declared} bytes of output, more than the {limit} allowed")
+        self.declared = declared
+        self.limit = limit
 
 
 class Codec(Protocol):
@@ -43,8 +52,12 @@ class Codec(Protocol):
         compression level, for estimates (a probe) rather than for storing."""
         ...
 
-    def decode(self, source: Path, delta: Path, out: Path, window: int | None = None) -> None:
-        """Rebuild the target from ``source`` and ``delta`` into ``out`` (``window`` as for encode)."""
+    def decode(
+        self, source: Path, delta: Path, out: Path, window: int | None = None, *, limit: int | None = None
+    ) -> None:
+        """Rebuild the target from ``source`` and ``delta`` into ``out`` (``window`` as for encode). ``limit``:
+        the most bytes the target may have; a delta that declares more raises :class:`OutputTooLarge` before
+        anything is written."""
         ...
 
 
@@ -134,7 +147,13 @@ class XDelta3Codec:
             )
         return " ".join(["xdelta3", "-e", *flags])
 
-    def decode(self, source: Path, delta: Path, out: Path, window: int | None = None) -> None:
+    def decode(
+        self, source: Path, delta: Path, out: Path, window: int | None = None, *, limit: int | None = None
+    ) -> None:
+        if limit is not None:  # the decoder holds every window to its declared length: the sum is the output
+            declared = shape(delta).target_size
+            if declared > limit:
+                raise OutputTooLarge(declared, limit)
         secondary = secondary_compressor(delta) if getattr(self._runner, "library", False) else None
         if secondary is None:
             self._decode(self._runner, source, delta, out, window)

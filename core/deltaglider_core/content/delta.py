@@ -33,6 +33,7 @@ from typing import Protocol
 from deltaglider_core.codec.budget import full_window
 from deltaglider_core.content import gzip_content, zip_content, zip_stream
 from deltaglider_core.errors import CodecError, IntegrityError
+from deltaglider_core.support.limits import ReadBudget, capped_open
 
 GZIP_NAMES = (".gz", ".tgz")  # names whose gzip content-level delta is tried
 SQUEEZE_BELOW = 0.995  # an xz-compressed content delta is stored when it is at most this share of the plain one
@@ -118,7 +119,7 @@ def squeeze(content: ContentDelta) -> ContentDelta:
     return ContentDelta(content.command, {**content.metadata, "delta-compression": "xz"}, content.delta)
 
 
-def _unsqueeze(where: str, meta: Mapping[str, str], delta: Path, scratch: Path) -> Path:
+def _unsqueeze(where: str, meta: Mapping[str, str], delta: Path, scratch: Path, budget: ReadBudget) -> Path:
     compression = meta.get("delta-compression")
     if compression is None:
         return delta
@@ -129,7 +130,8 @@ def _unsqueeze(where: str, meta: Mapping[str, str], delta: Path, scratch: Path) 
         )
     plain = scratch / "delta.plain"
     try:
-        with lzma.open(delta, "rb") as src, open(plain, "wb") as out:
+        cap = budget.cap("unpacking its xz-compressed delta", budget.plain_delta)
+        with lzma.open(delta, "rb") as src, capped_open(plain, cap) as out:
             shutil.copyfileobj(src, out, CHUNK)
     except (lzma.LZMAError, EOFError) as exc:
         raise IntegrityError(f"{where}: its xz-compressed delta is damaged ({exc}). Nothing was written.") from exc
@@ -175,7 +177,8 @@ def _gzip(
         return None
     if command is None:
         return None
-    return ContentDelta(command, {"content-encoding": gzip_content.ENCODING, "gzip-rebuild": recipe.to_meta()}, delta)
+    fields = {"content-encoding": gzip_content.ENCODING, "gzip-rebuild": recipe.to_meta()}
+    return ContentDelta(command, {**fields, "content-size": str((scratch / "content").stat().st_size)}, delta)
 
 
 def _zip(reference: Path, source: Path, scratch: Path, encode_with: Encode, log: logging.Logger) -> ContentDelta | None:
@@ -195,7 +198,8 @@ def _zip(reference: Path, source: Path, scratch: Path, encode_with: Encode, log:
     command = encode_with(scratch / "reference.content", scratch / "content", scratch / "content.vcdiff")
     delta = scratch / "content.delta"
     zip_stream.write_delta(plan, scratch / "content.vcdiff", delta)
-    return ContentDelta(command, {"content-encoding": zip_content.ENCODING, "zip-rebuild": zip_content.META}, delta)
+    fields = {"content-encoding": zip_content.ENCODING, "zip-rebuild": zip_content.META}
+    return ContentDelta(command, {**fields, "content-size": str((scratch / "content").stat().st_size)}, delta)
 
 
 def rebuild(
@@ -207,23 +211,29 @@ def rebuild(
     out: Path,
     scratch: Path,
     decode: Decode,
+    budget: ReadBudget,
 ) -> str:
     """Write the original file of a content-level delta to ``out``; return why a SHA-256 mismatch could
-    happen (what rebuilt it), for the store's message. ``meta``: the object's dg-* fields without the prefix."""
+    happen (what rebuilt it), for the store's message. ``meta``: the object's dg-* fields without the prefix.
+    No stage writes past what ``budget`` allows it (``decode`` holds the contents to ``budget.contents``)."""
     encoding = meta.get("content-encoding")
     against = f"the contents of {reference_name}"
-    delta = _unsqueeze(where, meta, delta, scratch)
+    delta = _unsqueeze(where, meta, delta, scratch, budget)
+    reference_cap = budget.cap("decompressing its reference", budget.reference)
+    file_cap = budget.cap("rebuilding the file", budget.rebuilt)
     if encoding == zip_content.ENCODING and meta.get("zip-rebuild") == zip_content.META:
         (scratch / "zip").mkdir()
         try:
             plan = zip_stream.read_delta(delta, scratch / "content.vcdiff")
         except zip_stream.StreamDamaged as exc:
             raise IntegrityError(f"{where}: {exc}. Nothing was written.") from exc
-        if not zip_content.normalise_reference(reference, scratch / "reference.content", scratch / "zip", plan):
+        if not zip_content.normalise_reference(
+            reference, scratch / "reference.content", scratch / "zip", plan, reference_cap
+        ):
             raise IntegrityError(f"{where}: its reference {reference_name} is not a readable zip now.")
         decode(scratch / "reference.content", scratch / "content.vcdiff", scratch / "content", against)
         try:
-            made_by = zip_stream.rebuild(scratch / "content", out, scratch / "zip")
+            made_by = zip_stream.rebuild(scratch / "content", out, scratch / "zip", file_cap)
         except gzip_content.RecipeUnavailable as exc:  # a program the rebuild needs is missing
             raise CodecError(f"{where} cannot be rebuilt here: {exc}. Nothing was written.") from exc
         except zip_stream.StreamDamaged as exc:
@@ -235,11 +245,11 @@ def rebuild(
         except (ValueError, KeyError, TypeError) as exc:
             message = f"{where}: its dg-gzip-rebuild metadata is damaged ({exc}). Nothing was written."
             raise IntegrityError(message) from exc
-        if gzip_content.inflate(reference, scratch / "reference.content") is None:
+        if gzip_content.inflate(reference, scratch / "reference.content", reference_cap) is None:
             raise IntegrityError(f"{where}: its reference {reference_name} is not a gzip file any more.")
         decode(scratch / "reference.content", delta, scratch / "content", against)
         try:
-            gzip_content.rebuild(scratch / "content", recipe, out)
+            gzip_content.rebuild(scratch / "content", recipe, out, file_cap)
         except gzip_content.RecipeUnavailable as exc:
             raise CodecError(f"{where} cannot be rebuilt here: {exc}. Nothing was written.") from exc
         return gzip_content.mismatch_message(recipe)

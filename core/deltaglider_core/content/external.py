@@ -30,11 +30,14 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from deltaglider_core.codec.vcdiff import application_header
 from deltaglider_core.errors import CodecError, IntegrityError
+from deltaglider_core.support.limits import Cap, ReadBudget, capped_open
 
 CHUNK = 1 << 20
 PROGRAMS = {"G": "gzip", "B": "bzip2", "Y": "xz", "Z": "compress"}  # xdelta3 3.0.x's identifiers
@@ -78,13 +81,15 @@ def _program(ident: bytes) -> str | None:
     return PROGRAMS.get(ident.decode("ascii", "replace")) if ident else None
 
 
-def decompress(program: str, src: Path, out: Path, where: str) -> None:
-    """Decompress ``src`` (made by ``program``) into ``out``, as xdelta3's ``<program> -dc`` would."""
+def decompress(program: str, src: Path, out: Path, where: str, budget: ReadBudget) -> None:
+    """Decompress ``src`` (made by ``program``) into ``out``, as xdelta3's ``<program> -dc`` would, within what
+    ``budget`` allows a reference's contents."""
+    cap = budget.cap(f"decompressing its reference with {program}", budget.reference)
     try:
         if program == "compress":
-            _run(["uncompress", "-c"], src, out, where)
+            _run(["uncompress", "-c"], src, out, where, cap)
             return
-        with _reader(program, src) as stream, open(out, "wb") as sink:
+        with _reader(program, src) as stream, capped_open(out, cap) as sink:
             shutil.copyfileobj(stream, sink, CHUNK)
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise IntegrityError(
@@ -93,9 +98,9 @@ def decompress(program: str, src: Path, out: Path, where: str) -> None:
         ) from exc
 
 
-def recompress(program: str, src: Path, out: Path, where: str) -> None:
+def recompress(program: str, src: Path, out: Path, where: str, budget: ReadBudget) -> None:
     """Compress ``src`` into ``out`` with ``<program> -c`` at its defaults, as stock xdelta3's decoder does."""
-    _run([program, "-c"], src, out, where)
+    _run([program, "-c"], src, out, where, budget.cap(f"recompressing the file with {program}", budget.rebuilt))
 
 
 def mismatch_message(external: ExternalCompression) -> str:
@@ -109,7 +114,7 @@ def mismatch_message(external: ExternalCompression) -> str:
     )
 
 
-def _run(command: list[str], src: Path, out: Path, where: str) -> None:
+def _run(command: list[str], src: Path, out: Path, where: str, cap: Cap) -> None:
     binary = shutil.which(command[0])
     if binary is None:
         raise CodecError(
@@ -119,20 +124,36 @@ def _run(command: list[str], src: Path, out: Path, where: str) -> None:
             "Nothing was written."
         )
     env = {k: v for k, v in os.environ.items() if k not in _SETTINGS_ENV}
-    # Fed through a pipe as xdelta3 feeds it: given a regular file as stdin, gzip would record its mtime.
-    with open(src, "rb") as source, open(out, "wb") as stdout, tempfile.TemporaryFile() as stderr:
-        proc = subprocess.Popen([binary, *command[1:]], stdin=subprocess.PIPE, stdout=stdout, stderr=stderr, env=env)
-        assert proc.stdin is not None
+    # Fed through a pipe as xdelta3 feeds it (given a regular file as stdin, gzip would record its mtime), by a
+    # thread of this call's own; the output is read back through the cap, and the program killed past it.
+    with open(src, "rb") as source, tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(
+            [binary, *command[1:]], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        feeder = threading.Thread(target=_feed, args=(source, proc.stdin), name="dg-external-feed", daemon=True)
+        feeder.start()
         try:
-            with proc.stdin:
-                shutil.copyfileobj(source, proc.stdin, CHUNK)
-        except BrokenPipeError:
-            pass  # the program stopped reading: its exit status and message say why
-        code = proc.wait()
+            with proc.stdout, capped_open(out, cap) as sink:
+                shutil.copyfileobj(proc.stdout, sink, CHUNK)
+        except BaseException:
+            proc.kill()  # the cap was passed (or the read failed): stop the program, which ends the feeder
+            raise
+        finally:
+            code = proc.wait()
+            feeder.join()
         stderr.seek(0)
         err = stderr.read().decode(errors="replace").strip()
     if code != 0:
         raise CodecError(f"{where}: '{' '.join(command)}' failed (exit {code}): {err}. Nothing was written.")
+
+
+def _feed(source: BinaryIO, stdin: BinaryIO) -> None:
+    try:
+        with stdin:
+            shutil.copyfileobj(source, stdin, CHUNK)
+    except (BrokenPipeError, ValueError):
+        pass  # the program stopped reading (or was stopped): its exit status and message say why
 
 
 def _reader(program: str, src: Path) -> io.BufferedIOBase:

@@ -31,7 +31,8 @@ import zlib
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+
+from deltaglider_core.support.limits import Cap, Writable, capped_open
 
 CHUNK = 1 << 20
 TRAILER = 8  # CRC-32 and size, after the deflate stream
@@ -77,8 +78,16 @@ class Recipe:
 
     @classmethod
     def from_meta(cls, value: str) -> Recipe:
+        """Parse ``dg-gzip-rebuild``; ValueError (or KeyError, TypeError) when it is not one this code wrote."""
         data = json.loads(value)
-        return cls(base64.b64decode(data["h"]), int(data["l"]), int(data["m"]), int(data["s"]), str(data["z"]))
+        recipe = cls(
+            base64.b64decode(data["h"], validate=True), int(data["l"]), int(data["m"]), int(data["s"]), str(data["z"])
+        )
+        if not (0 <= recipe.level <= 9 and 0 <= recipe.mem_level <= 9 and 0 <= recipe.strategy <= 4):
+            raise ValueError(f"level {recipe.level}, memLevel {recipe.mem_level}, strategy {recipe.strategy}")
+        if len(recipe.header) > MAX_HEADER:
+            raise ValueError(f"a {len(recipe.header)}-byte gzip header (at most {MAX_HEADER} are recorded)")
+        return recipe
 
 
 def header_length(path: Path) -> int | None:
@@ -121,7 +130,7 @@ class BoundedInflate:
     fills memory, keeping the CRC-32 and size of what came out, and stopping once that passes ``limit`` (a bomb
     that under-declares its size cannot fill the temp disk: nothing past the limit is written)."""
 
-    def __init__(self, sink: BinaryIO, limit: int) -> None:
+    def __init__(self, sink: Writable, limit: int) -> None:
         self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         self.sink = sink
         self.limit = limit
@@ -142,7 +151,7 @@ class BoundedInflate:
                 return True
 
 
-def inflate(path: Path, out: Path) -> tuple[int, int] | None:
+def inflate(path: Path, out: Path, cap: Cap | None = None) -> tuple[int, int] | None:
     """Decompress the single gzip member in ``path`` to ``out``: (header length, deflate stream length), or
     None when ``path`` is not exactly one gzip member with a matching CRC-32 and size trailer (or inflates
     past what its trailer allows)."""
@@ -152,7 +161,7 @@ def inflate(path: Path, out: Path) -> tuple[int, int] | None:
     used = 0
     tail = b""
     try:
-        with open(out, "wb") as sink:
+        with capped_open(out, cap) as sink:
             stream = BoundedInflate(sink, _size_limit(path))
             for chunk in _chunks(path, start):
                 if stream.inflater.eof:
@@ -314,14 +323,14 @@ def _gnu_deflate(content: Path, level: int) -> Iterator[bytes]:
         proc.wait()
 
 
-def rebuild(content: Path, recipe: Recipe, out: Path) -> int:
+def rebuild(content: Path, recipe: Recipe, out: Path, cap: Cap | None = None) -> int:
     """Write the gzip file: the recorded header, ``content`` deflated with the recorded parameters, the
     CRC-32/size trailer. Returns the bytes written. The caller checks the SHA-256."""
     crc, size = 0, 0
     for chunk in _chunks(content):
         crc, size = zlib.crc32(chunk, crc), size + len(chunk)
     written = 0
-    with open(out, "wb") as sink:
+    with capped_open(out, cap) as sink:
         sink.write(recipe.header)
         written += len(recipe.header)
         for data in deflate_chunks(content, (recipe.level, recipe.mem_level)):

@@ -52,6 +52,7 @@ from deltaglider_core.content.zip_stream import (
     Writer,
     range_chunks,
 )
+from deltaglider_core.support.limits import Cap, capped_open
 
 ENCODING = "zip"
 META = '{"v":1}'  # the dg-zip-rebuild value: the normalised stream's version (what rebuilds is in its trailer)
@@ -106,12 +107,12 @@ def expanded_size(archive: Path) -> int:
     return archive.stat().st_size + contents
 
 
-def normalise_reference(archive: Path, out: Path, work: Path, plan: Plan) -> bool:
+def normalise_reference(archive: Path, out: Path, work: Path, plan: Plan, cap: Cap | None = None) -> bool:
     """The reference's normalised stream: each member's bytes as they are, followed, for the members ``plan``
     names (those whose namesake the target decompressed), by their decompressed bytes and/or a nested gzip
     file's contents. Needs inflate only, which is exact everywhere, so with the same plan every reader derives
     the same stream. False when the member table cannot be followed."""
-    return _normalise(archive, out, work, None, plan)
+    return _normalise(archive, out, work, None, plan, cap)
 
 
 def normalise_target(archive: Path, out: Path, work: Path, reference: Path) -> Plan | None:
@@ -216,7 +217,7 @@ def _key(info: zipfile.ZipInfo) -> MemberKey:
     return info.CRC, info.compress_size, info.file_size, info.compress_type
 
 
-def _normalise(archive: Path, out: Path, work: Path, known: _Known | None, plan: Plan) -> bool:
+def _normalise(archive: Path, out: Path, work: Path, known: _Known | None, plan: Plan, cap: Cap | None = None) -> bool:
     try:
         with zipfile.ZipFile(archive) as zf:
             members = sorted(zf.infolist(), key=lambda i: i.header_offset)
@@ -224,7 +225,7 @@ def _normalise(archive: Path, out: Path, work: Path, known: _Known | None, plan:
         return False
     size = archive.stat().st_size
     search = _Search() if known is not None else None
-    with open(archive, "rb") as src, open(out, "wb") as sink:
+    with open(archive, "rb") as src, capped_open(out, cap) as sink:
         sink.write(MAGIC)
         writer = Writer(sink)
         position = 0

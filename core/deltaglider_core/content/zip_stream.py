@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 from deltaglider_core.codec.vcdiff import varint_bytes
 from deltaglider_core.content import gzip_content
 from deltaglider_core.content.gzip_content import GNU, Setting
+from deltaglider_core.support.limits import Cap, Writable, capped_open
 
 VERSION = 1
 MAGIC = b"DGZIPN\x00\x01"
@@ -81,7 +82,7 @@ def range_chunks(src: BinaryIO, start: int, length: int) -> Iterator[bytes]:
 class Writer:
     """Appends segments, merging adjacent raw bytes into one segment."""
 
-    def __init__(self, sink: BinaryIO) -> None:
+    def __init__(self, sink: Writable) -> None:
         self.sink = sink
         self.pending: list[tuple[BinaryIO, int, int]] = []  # (file, start, length) ranges, read at flush
         self.pending_size = 0
@@ -121,7 +122,7 @@ class Writer:
         self.sink.write(segment + struct.pack(">Q", len(segment)))
 
 
-def rebuild(normalised: Path, out: Path, work: Path) -> str:
+def rebuild(normalised: Path, out: Path, work: Path, cap: Cap | None = None) -> str:
     """Write the archive the target's normalised stream describes; return what deflated it (zlib's version, and
     GNU gzip's where used) for the caller's message should the SHA-256 differ. StreamDamaged when the stream is
     not one. ``work``: a directory for a member's content when the ``gzip`` program deflates it."""
@@ -131,15 +132,17 @@ def rebuild(normalised: Path, out: Path, work: Path) -> str:
         src.seek(0)
         if src.read(len(MAGIC)) != MAGIC:
             raise StreamDamaged("not a normalised zip stream (bad magic)")
-        with open(out, "wb") as sink:
+        with capped_open(out, cap) as sink:
             while src.tell() < end:
                 kind = _byte(src)
                 length = _varint(src)
+                if length > end - src.tell():
+                    raise StreamDamaged(f"a segment of {length} bytes at offset {src.tell()} passes the stream's end")
                 if kind == RAW:
                     for chunk in range_chunks(src, src.tell(), length):
                         sink.write(chunk)
                 elif kind == DEFLATED:
-                    _deflate_range(src, length, next(settings), work, sink.write)
+                    _deflate_range(src, length, _next(settings), work, sink.write)
                 elif kind in (GZ_DEFLATED, GZ_STORED):
                     _rebuild_gzip(src, length, kind, settings, work, sink)
                 else:
@@ -150,14 +153,17 @@ def rebuild(normalised: Path, out: Path, work: Path) -> str:
 
 
 def _rebuild_gzip(
-    src: BinaryIO, length: int, kind: int, settings: Iterator[Setting], work: Path, sink: BinaryIO
+    src: BinaryIO, length: int, kind: int, settings: Iterator[Setting], work: Path, sink: Writable
 ) -> None:
     """A member that is a gzip file: header, inner deflate, trailer; deflated again unless the member is stored."""
     begin = src.tell()
-    header = src.read(_varint(src))
+    header_length = _varint(src)
+    if header_length > length:
+        raise StreamDamaged(f"a gzip header of {header_length} bytes in a segment of {length} at offset {begin}")
+    header = src.read(header_length)
     content = length - (src.tell() - begin)
-    inner = next(settings)
-    outer = next(settings) if kind == GZ_DEFLATED else None
+    inner = _next(settings)
+    outer = _next(settings) if kind == GZ_DEFLATED else None
     if outer is not None and outer[1] == GNU:  # the program reads a file: build the gzip file first
         member = work / "gz-member"
         with open(member, "wb") as f:
@@ -250,6 +256,13 @@ def _byte(src: BinaryIO) -> int:
     if not data:
         raise StreamDamaged("the stream ends inside a segment header")
     return data[0]
+
+
+def _next(settings: Iterator[Setting]) -> Setting:
+    setting = next(settings, None)
+    if setting is None:
+        raise StreamDamaged("more deflated segments than recorded deflate settings")
+    return setting
 
 
 def _varint(src: BinaryIO) -> int:

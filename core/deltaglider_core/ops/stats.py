@@ -26,6 +26,7 @@ from deltaglider_core.storage.format import (
 )
 from deltaglider_core.storage.listing import parallel_pages
 from deltaglider_core.storage.store import DeltaStore
+from deltaglider_core.support.limits import byte_count
 from deltaglider_core.transport.s3 import Listed
 
 
@@ -180,9 +181,9 @@ def _account(spaces: dict[str, _Space], obj: Listed, head: Any, detailed: bool) 
     space.stored_bytes += obj.size
     if obj.key.endswith(DELTA_SUFFIX):
         space.deltas += 1
-        size_text = meta_get(head.metadata, "file-size") if head is not None else None
-        if size_text is not None and size_text.isdigit():
-            space.known_original += int(size_text)
+        declared = byte_count(meta_get(head.metadata, "file-size")) if head is not None else None
+        if declared is not None:
+            space.known_original += declared
         else:
             space.unknown_originals += 1
         if head is not None:

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from deltaglider_core.models import Kind, ObjectInfo
 from deltaglider_core.storage.format import DELTA_SUFFIX, is_deltaglider_object, logical_key, meta_get
+from deltaglider_core.support.limits import byte_count
 from deltaglider_core.transport.s3 import S3, Head, Listed, ListPage
 
 
@@ -19,8 +20,8 @@ def info_from_head(bucket: str, logical: str, head: Head) -> ObjectInfo:
     meta = head.metadata
     is_delta = head.key.endswith(DELTA_SUFFIX)
     kind: Kind = "delta" if is_delta else ("direct" if is_deltaglider_object(meta) else "regular")
-    size_text = meta_get(meta, "file-size")
-    original = int(size_text) if size_text and size_text.isdigit() else (None if is_delta else head.size)
+    declared = byte_count(meta_get(meta, "file-size"))
+    original = declared if declared is not None else (None if is_delta else head.size)
     return ObjectInfo(
         bucket=bucket,
         key=logical,

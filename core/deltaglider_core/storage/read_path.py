@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from deltaglider_core.codec.vcdiff import UnsupportedSecondary
+from deltaglider_core.codec.vcdiff import UnsupportedSecondary, shape
+from deltaglider_core.codec.xdelta3 import OutputTooLarge
 from deltaglider_core.content import delta as content_delta
 from deltaglider_core.content import external as external_compression
 from deltaglider_core.errors import BucketNotFound, CodecError, IntegrityError, InvalidLocation, NotFound
@@ -24,6 +25,7 @@ from deltaglider_core.models import GetResult, Kind
 from deltaglider_core.storage.format import Location, meta_get, validate_logical_key
 from deltaglider_core.storage.parts import StoreParts
 from deltaglider_core.support.digest import sha256_file
+from deltaglider_core.support.limits import ReadBudget, byte_count
 from deltaglider_core.support.paths import new_file_mode
 from deltaglider_core.support.scratch import scratch_dir
 
@@ -72,24 +74,35 @@ class ReadPath(StoreParts):
             ref_key = meta_get(meta, "ref-key") or loc.reference_key
             expected = meta_get(meta, "file-sha256")
             reference = scratch / "reference"
-            size_text = meta_get(meta, "file-size") or "0"
-            self._require_space(int(size_text) if size_text.isdigit() else 0, f"reading s3://{loc.bucket}/{loc.key}")
+            declared = _declared_size(loc, meta)
+            self._require_space(declared or 0, f"reading s3://{loc.bucket}/{loc.key}")
             self.refs.materialise(loc.bucket, ref_key, meta_get(meta, "ref-sha256"), reference)
+            budget = ReadBudget.of(
+                f"s3://{loc.bucket}/{loc.delta_key}", declared, byte_count(meta_get(meta, "content-size")),
+                reference.stat().st_size,
+            )  # fmt: skip
             if meta_get(meta, "content-encoding") is not None:
-                return self._read_content_delta(loc, ref_key, meta, reference, delta, out, scratch)
+                return self._read_content_delta(loc, ref_key, meta, reference, delta, out, scratch, budget)
             external = external_compression.declared(delta)
             if external is not None:
-                return self._read_external(loc, ref_key, external, meta, reference, delta, out, scratch)
-            self._decode(loc, reference, delta, out, f"s3://{loc.bucket}/{ref_key}")
+                return self._read_external(loc, ref_key, external, meta, reference, delta, out, scratch, budget)
+            self._decode(loc, reference, delta, out, f"s3://{loc.bucket}/{ref_key}", budget.file, budget)
             actual = sha256_file(out)
             _check_hash(self.log, loc, loc.delta_key, expected, actual)
             size = out.stat().st_size
             return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), size, actual, expected is not None)
 
-    def _decode(self, loc: Location, source: Path, delta: Path, out: Path, against: str) -> None:
-        """Apply the delta of ``loc``; a failure names the delta and what it was decoded ``against``."""
+    def _decode(
+        self, loc: Location, source: Path, delta: Path, out: Path, against: str, limit: int | None, budget: ReadBudget
+    ) -> None:
+        """Apply the delta of ``loc`` into at most ``limit`` bytes (None: what free space allows); a failure names
+        the delta and what it was decoded ``against``."""
         try:
-            self.codec.decode(source, delta, out, self.window)
+            if limit is None:  # no declared size: the delta's own declaration must fit the disk
+                self._require_space(shape(delta).target_size, f"reading s3://{loc.bucket}/{loc.key}")
+            self.codec.decode(source, delta, out, self.window, limit=limit)
+        except OutputTooLarge as exc:
+            raise budget.exceeded(f"its delta ({exc.declared} bytes declared)", exc.limit) from exc
         except UnsupportedSecondary as exc:
             raise CodecError(f"s3://{loc.bucket}/{loc.delta_key} cannot be read here: {exc}") from exc
         except CodecError as exc:
@@ -100,7 +113,7 @@ class ReadPath(StoreParts):
 
     def _read_content_delta(
         self, loc: Location, ref_key: str, meta: Mapping[str, str], reference: Path, delta: Path, out: Path,
-        scratch: Path,
+        scratch: Path, budget: ReadBudget,
     ) -> GetResult:  # fmt: skip
         """A delta of decompressed contents (content_delta.py): rebuilt into ``out`` (get()'s temp file, renamed
         into place only once verified), then the SHA-256 checked."""
@@ -108,7 +121,7 @@ class ReadPath(StoreParts):
         fields = {n: v for n in CONTENT_FIELDS if (v := meta_get(meta, n)) is not None}
         why = content_delta.rebuild(
             where, f"s3://{loc.bucket}/{ref_key}", fields, reference, delta, out, scratch,
-            lambda src, d, o, against: self._decode(loc, src, d, o, against),
+            lambda src, d, o, against: self._decode(loc, src, d, o, against, budget.contents, budget), budget,
         )  # fmt: skip
         return self._rebuilt(loc, meta, out, why)
 
@@ -122,6 +135,7 @@ class ReadPath(StoreParts):
         delta: Path,
         out: Path,
         scratch: Path,
+        budget: ReadBudget,
     ) -> GetResult:
         """A delta stock xdelta3 took between decompressed contents (external_compression.py): decompress the
         reference, apply, recompress with the program stock xdelta3 runs, check the SHA-256."""
@@ -129,11 +143,12 @@ class ReadPath(StoreParts):
         source, against = reference, f"s3://{loc.bucket}/{ref_key}"
         if external.source is not None:
             source, against = scratch / "reference.content", f"the decompressed s3://{loc.bucket}/{ref_key}"
-            external_compression.decompress(external.source, reference, source, where)
-        target = out if external.target is None else scratch / "content"
-        self._decode(loc, source, delta, target, against)
-        if external.target is not None:
-            external_compression.recompress(external.target, target, out, where)
+            external_compression.decompress(external.source, reference, source, where, budget)
+        if external.target is None:
+            self._decode(loc, source, delta, out, against, budget.file, budget)
+        else:
+            self._decode(loc, source, delta, scratch / "content", against, budget.contents, budget)
+            external_compression.recompress(external.target, scratch / "content", out, where, budget)
         return self._rebuilt(loc, meta, out, external_compression.mismatch_message(external))
 
     def _rebuilt(self, loc: Location, meta: Mapping[str, str], out: Path, why: str) -> GetResult:
@@ -166,6 +181,18 @@ class ReadPath(StoreParts):
         _check_hash(self.log, loc, loc.key, expected, actual)
         kind: Kind = "direct" if expected else "regular"
         return GetResult(loc.bucket, loc.key, loc.key, kind, str(out), head.size, actual, expected is not None)
+
+
+def _declared_size(loc: Location, meta: Mapping[str, str]) -> int | None:
+    """The delta's ``dg-file-size``: None when it records none, an IntegrityError when it is not a byte count."""
+    text = meta_get(meta, "file-size")
+    size = byte_count(text)
+    if text is not None and size is None:
+        raise IntegrityError(
+            f"s3://{loc.bucket}/{loc.delta_key}: its dg-file-size is {text!r}, not a byte count: the object's "
+            "metadata is damaged. Re-upload the file. Nothing was written."
+        )
+    return size
 
 
 def _destination(dest: Path, name: str) -> Path:

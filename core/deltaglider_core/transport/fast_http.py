@@ -55,6 +55,7 @@ from botocore.httpsession import ProxyConfiguration
 from botocore.utils import get_environ_proxies
 
 from deltaglider_core.support.env import env_flag
+from deltaglider_core.support.limits import byte_count
 from deltaglider_core.transport.lean_response import lean
 from deltaglider_core.transport.sigv4 import Credentials, SigV4Signer, canonical_query, quote_path
 
@@ -465,8 +466,8 @@ def _read(response: Any, method: str, max_body: int | None) -> _Answer:
     elif max_body is None:
         return _Answer(response.status, headers, response.data)  # read whole (preloaded), connection released
     else:
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) <= max_body:
+        length = byte_count(headers.get("content-length"))
+        if length is not None and length <= max_body:
             body = response.read()  # framed by Content-Length, within the limit
         else:  # too large, or no length given: read no more than the limit allows
             body = response.read(max_body + 1)

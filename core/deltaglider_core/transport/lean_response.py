@@ -16,6 +16,8 @@ from typing import TypeVar
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from deltaglider_core.support.limits import byte_count
+
 MAX_LINE = 65536
 MAX_HEADERS = 100
 
@@ -52,8 +54,8 @@ class LeanResponse(http.client.HTTPResponse):
             self.will_close = "keep-alive" not in connection and not message.get("keep-alive")
         length = message.get("content-length")
         self.length = None
-        if length is not None and not self.chunked and length.strip().isdigit():
-            self.length = int(length)
+        if length is not None and not self.chunked:
+            self.length = byte_count(length.strip())
         if status in (204, 304) or self._method == "HEAD":
             self.length = 0
         if not self.will_close and not self.chunked and self.length is None:
@@ -66,7 +68,7 @@ class LeanResponse(http.client.HTTPResponse):
         if len(line) > MAX_LINE:
             raise http.client.LineTooLong("status line")
         parts = line.decode("iso-8859-1").rstrip("\r\n").split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit() or len(parts[1]) != 3:
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or byte_count(parts[1]) is None or len(parts[1]) != 3:
             raise http.client.BadStatusLine(line.decode("iso-8859-1"))
         return parts[0], int(parts[1]), parts[2].strip() if len(parts) > 2 else ""
 
