@@ -177,3 +177,21 @@ def test_migrating_a_deltaglider_prefix_copies_its_files(
     assert after == before
     again = migration().run()
     assert (again.migrated, again.skipped, again.failed) == (0, len(originals), 0)
+
+
+def test_a_corrupt_direct_object_is_reported_not_copied(moto_s3: Any, builds: Any, dest_bucket: str) -> None:
+    """A plain source object whose bytes differ from its recorded dg-file-sha256 (#28, finding 3): the source
+    store's own read refuses it, and so must the migration, instead of stamping the damage with a new hash."""
+    import hashlib
+
+    objects = _source(moto_s3, builds)
+    key = "src/builds/logs/tampered.log"
+    recorded = hashlib.sha256(b"ORIGINAL").hexdigest()
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=key, Body=b"TAMPERED", Metadata={"dg-file-sha256": recorded})
+    report = _migration(moto_s3, dest_bucket).run()
+    assert (report.migrated, report.failed) == (len(objects), 1)
+    assert [f.key for f in report.failures] == [key]
+    assert f"s3://{moto_s3.bucket}/{key} does not match its recorded SHA-256" in report.failure_summary()
+    listed = moto_s3.client.list_objects_v2(Bucket=dest_bucket, Prefix="mirror/builds/logs/tampered")
+    assert listed.get("Contents", []) == []
+    assert moto_s3.client.get_object(Bucket=moto_s3.bucket, Key=key)["Body"].read() == b"TAMPERED"

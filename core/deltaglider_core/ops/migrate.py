@@ -11,6 +11,7 @@ files and are not copied (counted as ``internal``). Plain objects are copied byt
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deltaglider_core.errors import DeltaGliderError
+from deltaglider_core.errors import DeltaGliderError, IntegrityError
 from deltaglider_core.models import jsonable
 from deltaglider_core.ops.selection import selected, shard_of
 from deltaglider_core.ops.versions import version_order
@@ -198,10 +199,21 @@ class Migration:
         return self._source_store
 
     def _fetch(self, obj: Listed, local: Path) -> None:
+        """The source object's file, verified: a delta is reconstructed (and checked) by the source store; a
+        plain object with a recorded SHA-256 (stored whole by DeltaGlider or this provider) is checked here,
+        so a corrupt source is reported, never copied and stamped with a new hash."""
         if obj.key.endswith(DELTA_SUFFIX):
             self.source_store.get(self.src.bucket, obj.key[: -len(DELTA_SUFFIX)], local)
-        else:
-            self.source.download(self.src.bucket, obj.key, local, size_hint=obj.size)
+            return
+        digest = hashlib.sha256()
+        head = self.source.download(self.src.bucket, obj.key, local, digest.update, size_hint=obj.size)
+        recorded = meta_get(head.metadata, "file-sha256")
+        if recorded is not None and recorded != digest.hexdigest():
+            raise IntegrityError(
+                f"s3://{self.src.bucket}/{obj.key} does not match its recorded SHA-256 (dg-file-sha256 {recorded}, "
+                f"its bytes {digest.hexdigest()}): the source object is corrupt, so it was not migrated. Restore it "
+                "at the source (backup, version history) and run the migration again; the source was not changed."
+            )
 
     def _stored_sha(self, s3: S3, bucket: str, key: str) -> str | None:
         head = s3.head(bucket, key)
