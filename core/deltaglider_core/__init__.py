@@ -20,6 +20,7 @@ from deltaglider_core.errors import (
     InvalidLocation,
     NotFound,
     ReferenceInUse,
+    SourceChanged,
     StorageError,
 )
 
@@ -71,6 +72,7 @@ __all__ = [
     "ObjectInfo",
     "PutResult",
     "ReferenceInUse",
+    "SourceChanged",
     "StorageError",
     "StoreConfig",
     "__version__",

@@ -57,6 +57,10 @@ class AccessDenied(StorageError):
     """S3 refused the credentials or the bucket policy refused the request (a retry does not help)."""
 
 
+class SourceChanged(DeltaGliderError):
+    """A local file changed while it was being hashed or stored (another process still writes it)."""
+
+
 class CodecError(DeltaGliderError):
     """The VCDIFF encoder or decoder failed."""
 

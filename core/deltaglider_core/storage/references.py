@@ -27,7 +27,7 @@ from deltaglider_core.storage.format import (
     reference_metadata,
 )
 from deltaglider_core.storage.policy import BaseHistory, is_delta_eligible
-from deltaglider_core.support.digest import FileDigest, sha256_file
+from deltaglider_core.support.digest import FileDigest, require_unchanged, sha256_file
 from deltaglider_core.transport.s3 import S3, Head
 
 
@@ -212,8 +212,10 @@ class References:
             generation += 1
         key = loc.base_key(generation)
         meta = reference_metadata(self.tool, loc.name, digest.sha256, digest.md5)
-        if self.s3.upload(path, loc.bucket, key, meta, if_none_match=True) is None:
+        # Content-MD5 from the digest: a server refuses bytes that changed since they were hashed.
+        if self.s3.upload(path, loc.bucket, key, meta, if_none_match=True, digest=digest) is None:
             return None
+        require_unchanged(path, digest, "while it was uploaded")
         self.cache.store(digest.sha256, path)  # not kept hot: ``path`` is the caller's file, never linked
         head = self.s3.head(loc.bucket, key)  # the server's LastModified starts this reference's history
         modified = head.last_modified if head is not None else None

@@ -34,7 +34,7 @@ from deltaglider_core.storage.forms import Seen
 from deltaglider_core.storage.parts import TOOL, StoreParts
 from deltaglider_core.storage.policy import delta_is_poor, is_delta_eligible, reference_is_poor, should_rebase
 from deltaglider_core.storage.references import Reference
-from deltaglider_core.support.digest import FileDigest, digest_file
+from deltaglider_core.support.digest import FileDigest, digest_file, require_unchanged
 from deltaglider_core.support.paths import readable_file
 from deltaglider_core.support.scratch import scratch_dir
 
@@ -95,7 +95,7 @@ class WritePath(StoreParts):
             whole=self._side.submit(self.forms.before, bucket, loc.key, shadows=False) if eligible else None,
             delta=self._side.submit(self.forms.before, bucket, loc.delta_key, shadows=True),
         )
-        upload = Upload(source, loc, digest_file(source), limit, forms)
+        upload = Upload(source, loc, digest_file(source, self.s3.part_size_for), limit, forms)
         result = self._put_archive_again_if_replaced(upload) if eligible else self._put_direct(upload)
         self.log.info(
             "put s3://%s/%s kind=%s original=%d stored=%d ratio=%.4f",
@@ -264,6 +264,8 @@ class WritePath(StoreParts):
         for name, value in (content or {}).items():  # a delta of decompressed contents: how to rebuild the file
             meta[meta_key(name)] = value
         whole = upload.forms.whole.result() if upload.forms.whole is not None else Seen(loc.key, None)
+        # The delta was encoded from the file as it is now: it must still be the file that was hashed.
+        require_unchanged(upload.source, digest, "while it was encoded")
         self.s3.upload(delta, loc.bucket, loc.delta_key, meta)
         # Both after the write, side by side: drop the whole copy of the same logical key seen before it
         # (forms.py), and make sure the reference this delta needs still exists (a concurrent delete may
@@ -291,7 +293,8 @@ class WritePath(StoreParts):
         loc, digest = upload.loc, upload.digest
         meta = direct_metadata(TOOL, original_name=loc.name, sha256=digest.sha256, size=digest.size, md5=digest.md5)
         delta = upload.forms.delta.result()  # raises before any write where the delta cannot go safely
-        self.s3.upload(upload.source, loc.bucket, loc.key, meta)
+        self.s3.upload(upload.source, loc.bucket, loc.key, meta, digest=digest)  # Content-MD5: as hashed
+        require_unchanged(upload.source, digest, "while it was uploaded")
         self.forms.after(loc.bucket, delta)
         return PutResult(
             bucket=loc.bucket,

@@ -6,8 +6,10 @@ go through multipart (bounded part buffers, conditional completion), downloads a
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as _dt
+import hashlib
 import io
 import os
 import threading
@@ -18,7 +20,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from deltaglider_core.errors import AccessDenied, BucketNotFound, DeltaGliderError, NotFound, StorageError
+from deltaglider_core.errors import (
+    AccessDenied,
+    BucketNotFound,
+    DeltaGliderError,
+    NotFound,
+    SourceChanged,
+    StorageError,
+)
+from deltaglider_core.support.digest import FileDigest, changed_message
 from deltaglider_core.transport.fast_http import FastS3, make_fast
 
 CHUNK = 1 << 20
@@ -32,6 +42,11 @@ LIST_PAGE_SIZE: int | None = None  # ListObjectsV2 MaxKeys of new instances (Non
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+_BAD_DIGEST = {"BadDigest", "InvalidDigest"}  # the body does not match the Content-MD5 sent with it
+
+
+def _base64_md5(hex_md5: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_md5)).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -344,6 +359,12 @@ class S3:
             etag=str(resp.get("ETag", "")).strip('"') or None,
         )
 
+    def part_size_for(self, size: int) -> int | None:
+        """The part size an upload of ``size`` bytes uses, or None when it goes up in one PUT."""
+        if size <= self.multipart_threshold:
+            return None
+        return max(self.part_size, -(-size // MAX_PARTS))  # at most MAX_PARTS parts (S3 allows 10,000)
+
     def upload(
         self,
         path: Path,
@@ -353,44 +374,60 @@ class S3:
         *,
         if_none_match: bool = False,
         content_type: str = "application/octet-stream",
+        digest: FileDigest | None = None,
     ) -> str | None:
         """Upload a file and return the new object's ETag ("" if the server sent none). With ``if_none_match``,
-        return None (and write nothing) if the key exists."""
+        return None (and write nothing) if the key exists.
+
+        ``digest``: the file as it was hashed. Its MD5s go with the body (``Content-MD5``, per part for a
+        multipart upload), so a server refuses bytes that changed since (``BadDigest``): the upload raises
+        :class:`SourceChanged` and nothing is written. A body read for the fast path is checked here first.
+        """
         size = os.path.getsize(path)
         fast = None if if_none_match else self.fast  # conditional writes stay on boto3 (exactly once, typed)
         if fast is not None and size <= FAST_PUT_MAX:
-            etag = fast.put(bucket, key, path.read_bytes(), metadata, content_type)
+            body = path.read_bytes()
+            if digest is not None and hashlib.md5(body, usedforsecurity=False).hexdigest() != digest.md5:
+                raise SourceChanged(changed_message(path, "before it was uploaded"))
+            etag = fast.put(bucket, key, body, metadata, content_type)
             if etag is not None:
                 return etag
         extra: dict[str, Any] = {"Metadata": dict(metadata), "ContentType": content_type}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
+        parts = self.part_size_for(size)
         try:
             with self._calls("upload", bucket, key):
-                if size > self.multipart_threshold:
-                    resp = self._multipart(path, bucket, key, extra)
+                if parts is not None:
+                    md5s = digest.part_md5s if digest is not None else ()
+                    resp = self._multipart(path, bucket, key, extra, parts, md5s)
                 else:
-                    with open(path, "rb") as body:
-                        resp = self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+                    if digest is not None and digest.size == size:
+                        extra["ContentMD5"] = _base64_md5(digest.md5)
+                    with open(path, "rb") as body_file:
+                        resp = self.client.put_object(Bucket=bucket, Key=key, Body=body_file, **extra)
         except StorageError as exc:
             if if_none_match and exc.code in _PRECONDITION:
                 return None  # the key exists: the conditional write was refused, as asked
+            if digest is not None and exc.code in _BAD_DIGEST:
+                raise SourceChanged(changed_message(path, "while it was uploaded")) from exc
             raise
         return str(resp.get("ETag", "")).strip('"')
 
-    def _multipart(self, path: Path, bucket: str, key: str, extra: dict[str, Any]) -> dict[str, Any]:
+    def _multipart(
+        self, path: Path, bucket: str, key: str, extra: dict[str, Any], part_size: int, md5s: tuple[str, ...]
+    ) -> dict[str, Any]:
         complete_args = {"IfNoneMatch": extra.pop("IfNoneMatch")} if "IfNoneMatch" in extra else {}
         upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
         try:
             parts = []
-            # At most MAX_PARTS parts (S3 allows 10,000), each streamed from the file (FilePart); the store sizes
-            # part_size from its memory budget.
+            # Each part streamed from the file (FilePart); the store sizes part_size from its memory budget.
             size = os.path.getsize(path)
-            part_size = max(self.part_size, -(-size // MAX_PARTS))
             for number, offset in enumerate(range(0, size, part_size), start=1):
+                checked = {"ContentMD5": _base64_md5(md5s[number - 1])} if len(md5s) >= number else {}
                 with FilePart(path, offset, min(part_size, size - offset)) as body:
                     resp = self.client.upload_part(
-                        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+                        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body, **checked
                     )
                 parts.append({"PartNumber": number, "ETag": resp["ETag"]})
             done: dict[str, Any] = self.client.complete_multipart_upload(
