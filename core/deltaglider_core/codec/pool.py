@@ -9,7 +9,12 @@ encode in the task process would stall every other thread's transfers and hashin
 
 The workers are ``python -m deltaglider_core.codec.worker`` processes (see that module for why not
 ``multiprocessing``), each answering one call at a time over its stdin/stdout. A worker that cannot start
-or dies is dropped, logged once with the reason, and from then on calls run in the task process.
+is logged once with the reason, and from then on calls run in the task process. A worker that dies during a
+call, answers something that is not a result, or does not answer within ``CALL_TIMEOUT_S`` is stopped and
+replaced by the next call that needs one; its call fails with :class:`WorkerDied` and is not run again in the
+task process (an input that kills a worker would take the task with it). Other workers and their calls go
+on. Every wait is bounded: for an answer by ``CALL_TIMEOUT_S``, for a worker or for memory budget by the
+calls ahead, which are bounded the same way.
 
 Memory: every call reserves what its source window costs (:mod:`.budget`: an encode ~5 bytes per window
 byte plus fixed tables, a decode less) from the store's budget and waits while the budget is spent, so the
@@ -24,40 +29,69 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import select
 import subprocess
 import sys
 import threading
 
 from deltaglider_core.codec.budget import decode_cost, encode_cost
+from deltaglider_core.errors import CodecError
 
 log = logging.getLogger(__name__)
 
 
+CALL_TIMEOUT_S = 3600.0  # the longest one encode or decode may take before its worker is stopped
+
+
 class WorkerFailed(Exception):
-    """A codec worker process could not start, or died: the call is run in the task process instead."""
+    """A codec worker process could not start: the calls run in the task process instead."""
+
+
+class WorkerDied(CodecError):
+    """A codec worker died, stopped answering, or answered something that is not a result, during a call. The
+    worker is replaced; the call is not run again in the task process (an input that kills a worker would kill
+    the task), so it fails with this error."""
+
+
+def worker_command(library_path: str) -> list[str]:
+    return [sys.executable, "-m", "deltaglider_core.codec.worker", library_path]
 
 
 class _Worker:
     """One ``codec_worker`` process, used by one thread at a time."""
 
-    def __init__(self, library_path: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "deltaglider_core.codec.worker", library_path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-        )  # fmt: skip
+    def __init__(self, command: list[str]) -> None:
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
 
-    def call(self, args: list[str]) -> tuple[int, str]:
+    def call(self, args: list[str], timeout: float) -> tuple[int, str]:
+        """Send one call and read its answer; WorkerDied (the process stopped) on anything but an answer in
+        time."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
+        pid = self.proc.pid
         try:
             self.proc.stdin.write(json.dumps(args) + "\n")
             self.proc.stdin.flush()
+            # One answer line per call, nothing read ahead: the pipe says when the line is there.
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+            if not ready:
+                self.stop()
+                raise WorkerDied(f"codec worker {pid} did not answer within {timeout:.0f} s and was stopped")
             line = self.proc.stdout.readline()
         except OSError as exc:
-            raise WorkerFailed(f"codec worker {self.proc.pid} is gone ({exc})") from exc
+            self.stop()
+            raise WorkerDied(f"codec worker {pid} is gone ({exc})") from exc
         if not line:
-            raise WorkerFailed(f"codec worker {self.proc.pid} ended with {self.proc.wait()} (killed for memory?)")
-        code, message = json.loads(line)
-        return int(code), str(message)
+            raise WorkerDied(f"codec worker {pid} ended with exit status {self.proc.wait()} (killed for memory?)")
+        try:
+            code, message = json.loads(line)
+            return int(code), str(message)
+        except (ValueError, TypeError) as exc:
+            self.stop()
+            raise WorkerDied(f"codec worker {pid} answered {line[:80]!r}, not a result, and was stopped") from exc
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.kill()
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -92,10 +126,11 @@ class _Workers:
                 raise WorkerFailed("the codec workers were closed")
             worker = self._idle.pop() if self._idle else self._start()
         try:
-            result = worker.call(args)
-        except WorkerFailed:
+            result = worker.call(args, CALL_TIMEOUT_S)
+        except WorkerDied:  # only this worker goes: the next call that needs one starts a new one
             with self._lock:
-                self._all.remove(worker)
+                if worker in self._all:
+                    self._all.remove(worker)
                 self._lock.notify()
             worker.close()
             raise
@@ -114,7 +149,7 @@ class _Workers:
     def _start(self) -> _Worker:
         """A new worker, counted (the caller holds the lock)."""
         try:
-            worker = _Worker(self.library_path)
+            worker = _Worker(worker_command(self.library_path))
         except OSError as exc:
             raise WorkerFailed(f"cannot start a codec worker process ({exc})") from exc
         self._all.append(worker)
@@ -159,6 +194,7 @@ class ProcessRunner:
         self._reserved = 0
         self._running = 0
         self._pool: _Workers | None = None
+        self._retired: list[_Workers] = []  # pools no longer given calls (a start failed); closed by close()
         self._pool_failed = False
         self._parallel = False  # warm(): parallel work, every call in a worker so this process keeps its GIL
         self.remote_calls = 0  # calls answered by a worker process (for tests and benchmarks)
@@ -183,11 +219,13 @@ class ProcessRunner:
             return self._pool
 
     def _broken(self, pool: _Workers, exc: BaseException) -> None:
+        """A worker could not start: no new ones from now on. The workers already running finish their calls
+        (closed by ``close()``), so a call running on one of them is never cut short by another's failure."""
         with self._state:
             if self._pool is pool:
                 self._pool = None
+                self._retired.append(pool)
                 self._unavailable(exc, level=logging.WARNING)
-        pool.close()
 
     def _unavailable(self, exc: BaseException, level: int = logging.INFO) -> None:
         """Worker processes cannot start here: every call runs in this process from now on (logged once)."""
@@ -206,7 +244,7 @@ class ProcessRunner:
             if pool is not None:
                 try:
                     result = pool.call(args)
-                except WorkerFailed as exc:  # a worker could not start or died: this process from now on
+                except WorkerFailed as exc:  # a worker could not start: this process from now on
                     self._broken(pool, exc)
                 else:
                     self.remote_calls += 1
@@ -240,6 +278,7 @@ class ProcessRunner:
 
     def close(self) -> None:
         with self._state:
-            pool, self._pool = self._pool, None
-        if pool is not None:
+            pools = [p for p in (self._pool, *self._retired) if p is not None]
+            self._pool, self._retired = None, []
+        for pool in pools:
             pool.close()

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from deltaglider_core.codec.pool import WorkerDied
 from deltaglider_core.codec.vcdiff import UnsupportedSecondary, shape
 from deltaglider_core.codec.xdelta3 import OutputTooLarge
 from deltaglider_core.content import delta as content_delta
@@ -103,6 +104,8 @@ class ReadPath(StoreParts):
             self.codec.decode(source, delta, out, self.window, limit=limit)
         except OutputTooLarge as exc:
             raise budget.exceeded(f"its delta ({exc.declared} bytes declared)", exc.limit) from exc
+        except WorkerDied:
+            raise  # the worker process, not the delta (the error says what happened to it)
         except UnsupportedSecondary as exc:
             raise CodecError(f"s3://{loc.bucket}/{loc.delta_key} cannot be read here: {exc}") from exc
         except CodecError as exc:

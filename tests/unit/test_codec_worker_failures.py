@@ -1,0 +1,136 @@
+"""Codec worker processes that fail (issue #28, finding 5): a worker that answers garbage, dies, or stops
+answering is a dead worker. Only that worker is replaced, a call running on another worker goes on, nothing is
+run again in the task process, and no wait is unbounded. The workers here are small scripts with the real
+worker's protocol (one JSON request line in, one answer line out) that misbehave on request."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltaglider_core.codec import pool
+from deltaglider_core.codec.pool import ProcessRunner, WorkerDied
+
+FAKE = """
+import json, os, sys, time
+for line in sys.stdin:
+    args = json.loads(line)
+    if "garbage" in args:
+        print("<html>not a result</html>", flush=True)
+    elif "die" in args:
+        os._exit(3)
+    elif "hang" in args:
+        time.sleep(3600)
+    elif "slow" in args:
+        time.sleep(1.5)
+        print(json.dumps([0, "slow"]), flush=True)
+    else:
+        print(json.dumps([0, "ok %d" % os.getpid()]), flush=True)
+"""
+
+
+def _library() -> str:
+    spec = importlib.util.find_spec("pyxdelta")
+    assert spec is not None and spec.origin
+    return spec.origin
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    script = tmp_path / "fake_worker.py"
+    script.write_text(FAKE)
+    monkeypatch.setattr(pool, "worker_command", lambda _library: [sys.executable, str(script)])
+    made = ProcessRunner(_library(), workers=2, budget=1 << 40)
+    local: list[list[str]] = []
+    monkeypatch.setattr(made._local, "run", lambda args: local.append(args) or (0, "local"))
+    monkeypatch.setattr(made._local, "try_run", lambda args: local.append(args) or (0, "local"))
+    made.warm()  # every call in a worker process
+    made.local_calls = local
+    yield made
+    made.close()
+
+
+def _soon(fn: Any, *args: Any) -> Any:
+    """Run ``fn`` and fail (instead of hanging the suite) if it does not return within 20 s."""
+    with ThreadPoolExecutor(1) as one:
+        return one.submit(fn, *args).result(timeout=20)
+
+
+def test_an_answer_that_is_not_a_result_is_a_dead_worker_and_frees_its_slot(runner: Any) -> None:
+    with pytest.raises(WorkerDied, match="answered .*not a result.* stopped"):
+        _soon(runner.run, ["-e", "garbage"])
+    assert _soon(runner.run, ["-e"])[1].startswith("ok")
+    assert _soon(runner.run, ["-e"])[1].startswith("ok")  # both slots serve again
+    assert runner.local_calls == []
+
+
+def test_a_dying_worker_is_replaced_alone_and_its_call_is_not_replayed_here(runner: Any) -> None:
+    before = set(runner.worker_pids)
+    assert len(before) == 2
+    slow: dict[str, Any] = {}
+    started = threading.Event()
+
+    def slow_call() -> None:
+        started.set()
+        slow["result"] = runner.run(["-e", "slow"])
+
+    thread = threading.Thread(target=slow_call)
+    thread.start()
+    started.wait()
+    with pytest.raises(WorkerDied, match="ended with exit status 3"):
+        _soon(runner.run, ["-e", "die"])
+    thread.join(20)
+    assert slow["result"] == (0, "slow")  # the other worker's call was not cut short
+    assert len(set(runner.worker_pids) & before) == 1  # the survivor is still there
+    assert runner.local_calls == []  # nothing ran in the task process
+    assert _soon(runner.run, ["-e"])[1].startswith("ok")
+
+
+def test_a_worker_that_does_not_answer_is_stopped_after_the_call_timeout(
+    runner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool, "CALL_TIMEOUT_S", 1.0)
+    before = set(runner.worker_pids)
+    with pytest.raises(WorkerDied, match="did not answer within 1 s and was stopped"):
+        _soon(runner.run, ["-e", "hang"])
+    gone = before - set(runner.worker_pids)
+    assert len(gone) == 1 and not any(_alive(pid) for pid in gone)
+    assert runner.local_calls == []
+
+
+def test_a_read_through_a_dead_worker_names_the_worker_not_a_corrupt_delta(
+    moto_s3: Any, builds: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deltaglider_core import DeltaStore
+
+    store = DeltaStore(moto_s3.client)
+    store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    store.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip")
+    script = tmp_path / "fake_worker.py"
+    script.write_text(FAKE.replace('"die" in args', '"-d" in args'))
+    monkeypatch.setattr(pool, "worker_command", lambda _library: [sys.executable, str(script)])
+    reader = DeltaStore(moto_s3.client)
+    if not isinstance(getattr(reader.codec, "runner", None), ProcessRunner):
+        pytest.skip("one core: the store runs no codec worker processes")
+    try:
+        reader.warm_up()  # every call in a worker process, as in a multi-file download
+        with pytest.raises(WorkerDied, match="ended with exit status 3"):
+            reader.get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "out.zip")
+        assert list(tmp_path.glob("*out.zip*")) == []
+    finally:
+        reader.close()
+        store.close()
