@@ -74,3 +74,23 @@ def test_sync_source_must_be_a_directory(moto_s3: Any, tmp_path: Path) -> None:
         sync_up(store, afile, moto_s3.bucket, "mirror")
     with pytest.raises(InvalidLocation, match="is not a directory"):
         sync_up(store, tmp_path / "missing", moto_s3.bucket, "mirror")
+
+
+def test_folder_markers_are_folders_not_files(moto_s3: Any, tmp_path: Path) -> None:
+    """S3 consoles create zero-byte ``dir/`` keys (#28, finding 6): listings, downloads and syncs pass over
+    them instead of failing on them, including a marker at the prefix itself."""
+    import logging
+
+    from deltaglider_core.ops.transfer import download_files
+
+    b = moto_s3.bucket
+    for key, body in (("m1/", b""), ("m1/dir/", b""), ("m1/dir/a.txt", b"A"), ("m1/b.txt", b"B")):
+        moto_s3.client.put_object(Bucket=b, Key=key, Body=body)
+    store = DeltaStore(moto_s3.client)
+    assert sorted(o.key for o in store.list(b, "m1/")) == ["m1/b.txt", "m1/dir/a.txt"]
+    report = sync_down(store, b, "m1/", tmp_path / "synced")
+    assert sorted(report.transferred) == ["m1/b.txt", "m1/dir/a.txt"]
+    assert (tmp_path / "synced" / "dir" / "a.txt").read_bytes() == b"A"
+    summary = download_files(store, b, "m1/", str(tmp_path / "down"), log=logging.getLogger("t"))
+    assert summary["refused"] == [] and (tmp_path / "down" / "b.txt").read_bytes() == b"B"
+    assert sorted(p.name for p in (tmp_path / "down").rglob("*") if p.is_file()) == ["a.txt", "b.txt"]

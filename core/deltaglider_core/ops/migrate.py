@@ -171,11 +171,13 @@ class Migration:
         for page in self.source.pages(bucket, root):
             for obj in page.objects:
                 scanned += 1
+                if obj.key.endswith("/"):  # a folder marker: not a file
+                    continue
                 logical = logical_key(obj.key)
                 if logical is None:  # a reference or internal object: read through the deltas that use it
                     self._internal += 1
                     continue
-                if obj.key.endswith("/") or not selected(logical[len(root) :], self.include, self.exclude):
+                if not selected(logical[len(root) :], self.include, self.exclude):
                     continue
                 dest_key = dest_key_for(logical, root, self.dst.prefix, self.preserve_prefix)
                 group = self.store.write_group(self.dst.bucket, dest_key)

@@ -263,8 +263,9 @@ def deltaspace_of(key: str) -> str:
 
 
 def logical_key(stored_key: str) -> str | None:
-    """The logical key for a stored key, or None for internal objects."""
-    if is_internal_key(stored_key):
+    """The logical key for a stored key, or None for internal objects and folder markers (``dir/`` keys, which
+    S3 consoles create: a folder, not a file, so listings, downloads and syncs pass over them)."""
+    if is_internal_key(stored_key) or stored_key.endswith("/"):
         return None
     if stored_key.endswith(DELTA_SUFFIX):
         return stored_key[: -len(DELTA_SUFFIX)]
