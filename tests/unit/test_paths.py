@@ -68,3 +68,15 @@ def _re(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+def test_keys_with_empty_segments_never_take_another_keys_place(tmp_path: Path) -> None:
+    """``dup//a`` and ``dup/a/`` would both land on ``dup/a`` (#28, finding 9): they are refused, and the real
+    ``dup/a`` is planned (on AWS, which keeps ``//``, all three keys can exist)."""
+    from deltaglider_core.support.paths import plan_local_files
+
+    items = [("p/dup//a", "dup//a"), ("p/dup/a", "dup/a"), ("p/dup/a/", "dup/a/")]
+    planned, refused = plan_local_files(tmp_path, items, bucket="bkt")
+    assert planned == [("p/dup/a", tmp_path.resolve() / "dup" / "a")]
+    assert len(refused) == 2 and all("empty segment" in r for r in refused)
+    assert "s3://bkt/p/dup//a" in refused[0] and "s3://bkt/p/dup/a/" in refused[1]

@@ -43,6 +43,11 @@ def safe_local_path(dest_dir: Path, relative_key: str, *, bucket: str = "", key:
         raise UnsafeKey(f"Refusing {where}: the key is an absolute path, which would escape {dest_dir}.")
     if any(part in ("..", ".") for part in relative_key.split("/")) or not relative_key:
         raise UnsafeKey(f"Refusing {where}: the key has '.' or '..' segments, which could escape {dest_dir}.")
+    if "" in relative_key.split("/"):  # 'dup//a' or 'dup/a/' would land on 'dup/a', which another key may be
+        raise UnsafeKey(
+            f"Refusing {where}: the key has an empty segment ('//' or a trailing '/'), so its local path would be "
+            "that of another key. Rename the object, or download it on its own to a file name you choose."
+        )
     root = dest_dir.resolve()
     target = (root / Path(*pure.parts)).resolve()
     if root != target and root not in target.parents:
@@ -83,7 +88,7 @@ def plan_local_files(
     another key (``p/a`` and ``p/a/b``: a file and a folder cannot share a name on disk; the file is refused);
     a key whose place holds a local directory, or whose folder is a local file.
     """
-    wanted = {rel for _, rel in items}
+    wanted = {rel for _, rel in items if "" not in rel.split("/")}  # keys with empty segments are refused below
     folders = {rel.rsplit("/", i)[0] for rel in wanted for i in range(1, rel.count("/") + 1)}
     planned: list[tuple[str, Path]] = []
     refused: list[str] = []
