@@ -35,10 +35,11 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-KINDS = ("500", "503", "403", "301", "307", "reset", "lost-answer", "stall", "strip-conditions")
+KINDS = ("500", "503", "400", "403", "301", "307", "reset", "lost-answer", "stall", "strip-conditions")
 _ERRORS = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
     "503": (503, "SlowDown", "Please reduce your request rate."),
+    "400": (400, "InvalidRequest", "The request is not valid for this object."),
     "403": (403, "AccessDenied", "Access Denied"),
     "301": (301, "PermanentRedirect", "The bucket you are attempting to access must be addressed using the "
             "specified endpoint."),

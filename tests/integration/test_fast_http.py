@@ -93,8 +93,11 @@ def test_wrong_credentials_fall_back_to_boto3_and_its_typed_error(filled: Any, s
     with pytest.raises(StorageError, match=rf"s3://{filled.bucket}/plain.txt.*credentials"):
         s3.head(filled.bucket, "plain.txt")
     assert s3.fast.answered == 0
-    assert s3.fast._layouts[filled.bucket] is None  # refused once: this bucket is boto3's from now on
-    assert s3.fast.declined == {"HEAD answered 403: bucket left to boto3 from now on": 1}  # counted, logged
+    assert s3.fast.declined == {"HEAD answered 403": 1}  # counted, logged: boto3 answered (with its error)
+    for _ in range(3):  # refused in a row: the breaker opens, boto3 answers alone for a while
+        with pytest.raises(StorageError):
+            s3.head(filled.bucket, "plain.txt")
+    assert s3.fast.declined == {"HEAD answered 403": 3, "breaker open": 1}
 
 
 def test_fast_transport_can_be_switched_off_per_connection(
@@ -186,8 +189,8 @@ def test_slow_down_waits_before_boto3_retries_never_resent_at_once(filled: Any, 
     assert s3.fast.declined == {"GET answered 503": 1} and s3.fast.answered == 1  # page 2 came fast again
 
 
-@pytest.mark.parametrize("kind", ["403", "301", "307"])
-def test_a_refusal_or_redirect_leaves_the_bucket_to_boto3(filled: Any, proxy: Any, seaweed: Any, kind: str) -> None:
+@pytest.mark.parametrize("kind", ["301", "307"])
+def test_a_redirect_leaves_the_bucket_to_boto3(filled: Any, proxy: Any, seaweed: Any, kind: str) -> None:
     s3 = _through(proxy, seaweed)
     fault = Fault(kind, method="HEAD", agent="fast-transport", times=100)
     proxy.inject(fault)
@@ -198,6 +201,29 @@ def test_a_refusal_or_redirect_leaves_the_bucket_to_boto3(filled: Any, proxy: An
     assert len(fast_seen) == 1
     assert s3.fast is not None
     assert s3.fast.declined == {f"HEAD answered {kind}: bucket left to boto3 from now on": 1, "bucket left to boto3": 3}
+
+
+@pytest.mark.parametrize("kind", ["400", "403"])
+def test_one_refused_key_leaves_only_that_request_to_boto3(filled: Any, proxy: Any, seaweed: Any, kind: str) -> None:
+    """A key the server refuses (a policy on its prefix, a name it will not take) is not the bucket's problem
+    (#28, finding 10): that request goes to boto3; the next keys come over the fast path again."""
+    s3 = _through(proxy, seaweed)
+    fault = Fault(kind, method="HEAD", agent="fast-transport", times=1)
+    proxy.inject(fault)
+    heads = [s3.head(filled.bucket, key) for key in KEYS[:4]]
+    assert [h.size if h else None for h in heads] == [len(k.encode()) for k in KEYS[:4]]
+    assert fault.fired == 1 and s3.fast is not None
+    assert s3.fast.declined == {f"HEAD answered {kind}": 1} and s3.fast.answered == 3
+
+
+def test_refusals_in_a_row_open_the_breaker_for_a_while(filled: Any, proxy: Any, seaweed: Any) -> None:
+    s3 = _through(proxy, seaweed)
+    fault = Fault("403", method="HEAD", agent="fast-transport", times=100)
+    proxy.inject(fault)
+    heads = [s3.head(filled.bucket, key) for key in KEYS[:5]]
+    assert [h.size if h else None for h in heads] == [len(k.encode()) for k in KEYS[:5]]  # boto3's answers
+    assert fault.fired == 3 and s3.fast is not None  # three in a row: boto3 alone until the breaker cools down
+    assert s3.fast.declined == {"HEAD answered 403": 3, "breaker open": 2}
 
 
 def test_an_http_proxy_is_used_as_boto3_uses_it_and_no_proxy_is_honoured(
@@ -345,16 +371,18 @@ def test_a_stalling_put_endpoint_costs_at_most_three_timeouts(
     )
 
 
-def test_a_refused_put_leaves_the_bucket_to_boto3(seaweed_s3: Any, proxy: Any, seaweed: Any, tmp_path: Any) -> None:
+def test_refused_puts_leave_the_bucket_to_boto3_for_a_while(
+    seaweed_s3: Any, proxy: Any, seaweed: Any, tmp_path: Any
+) -> None:
     source = tmp_path / "f"
     source.write_bytes(b"r" * 64)
     s3 = _through(proxy, seaweed)
     fault = Fault("403", method="PUT", agent="fast-transport", times=100)
     proxy.inject(fault)
-    for i in range(3):
+    for i in range(4):
         s3.upload(source, seaweed_s3.bucket, f"put/refused-{i}", {})
-    assert fault.fired == 1 and s3.fast is not None and s3.fast.answered == 0
-    assert s3.fast.declined == {"PUT answered 403: bucket left to boto3 from now on": 1, "bucket left to boto3": 2}
+    assert fault.fired == 3 and s3.fast is not None and s3.fast.answered == 0
+    assert s3.fast.declined == {"PUT answered 403": 3, "breaker open": 1}
 
 
 def test_conditional_writes_never_take_the_fast_path(seaweed_s3: Any, proxy: Any, seaweed: Any, builds: Any) -> None:

@@ -70,7 +70,8 @@ _LIST_PARAMS = {
     "MaxKeys": "max-keys",
 }
 _PROBE_KEY = "deltaglider-layout-probe"  # a HeadObject of this key is answered locally: see _request_url
-_REFUSED = (301, 307, 400, 403)  # this bucket wants something the fast path does not do: leave it to boto3
+_REDIRECTED = (301, 307)  # the bucket lives elsewhere (another region): left to boto3, which follows
+_REFUSED = (400, 403)  # this request wants what the fast path does not do (or is refused anyway): boto3 answers
 BREAKER_FAILURES = 3  # consecutive transport failures (resets, stalls, 5xx) that open a bucket's breaker
 BREAKER_COOL_DOWN_S = 300.0  # how long the bucket is then left to boto3 before the fast path is tried again
 USER_AGENT = "deltaglider-core fast-transport (urllib3)"  # names these requests in server and proxy logs
@@ -281,9 +282,14 @@ class FastS3:
             self._decline(bucket, f"{method} failed: {type(exc).__name__}")
             self._failed(bucket)
             return None
-        if answer.status in _REFUSED:
+        if answer.status in _REDIRECTED:
             self._decline(bucket, f"{method} answered {answer.status}: bucket left to boto3 from now on")
             self._refuse(bucket)
+        elif answer.status in _REFUSED:
+            # One key can be refused (a policy on its prefix, a name the server will not take) while the others
+            # are fine: this request goes to boto3, and only refusals in a row open the bucket's breaker.
+            self._decline(bucket, f"{method} answered {answer.status}")
+            self._failed(bucket)
         elif answer.status >= 500:
             # The server asked for less (503 SlowDown) or failed: boto3's request is a retry, so it waits as
             # the client's standard retry mode would before its first retry, never re-sending at once.
