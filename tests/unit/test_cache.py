@@ -34,7 +34,7 @@ def test_filesystem_entries_are_encrypted_and_private(tmp_path: Path) -> None:
     data = b"PLAINTEXT-MARKER" * 1000
     src, sha = _file(tmp_path, "ref", data)
     cache.store(sha, src)
-    entry = cache.directory / f"{sha}{SUFFIX}"
+    entry = cache.entry_path(sha)
     assert b"PLAINTEXT-MARKER" not in entry.read_bytes()
     assert oct(cache.directory.stat().st_mode & 0o777) == "0o700"
 
@@ -43,7 +43,7 @@ def test_tampered_entry_is_detected_deleted_and_never_used(tmp_path: Path) -> No
     cache = FilesystemCache()
     src, sha = _file(tmp_path, "ref", os.urandom(10_000))
     cache.store(sha, src)
-    entry = cache.directory / f"{sha}{SUFFIX}"
+    entry = cache.entry_path(sha)
     raw = bytearray(entry.read_bytes())
     raw[200] ^= 0x01
     entry.write_bytes(bytes(raw))
@@ -97,13 +97,13 @@ def test_filesystem_cache_stays_within_its_bound_evicting_least_recently_used(tm
     refs = [_file(tmp_path, f"r{i}", os.urandom(1000 << 10)) for i in range(5)]
     for i, (src, sha) in enumerate(refs[:4]):
         cache.store(sha, src)
-        os.utime(cache.directory / f"{sha}{SUFFIX}", (1_000 + i, 1_000 + i))  # r0 oldest, then r1, r2, r3
+        os.utime(cache.entry_path(sha), (1_000 + i, 1_000 + i))  # r0 oldest, then r1, r2, r3
     assert len(list(cache.directory.glob(f"*{SUFFIX}"))) == 4
     assert cache.fetch(refs[0][1], tmp_path / "out0") is True  # r0 is now the most recently used
     cache.store(refs[4][1], refs[4][0])  # over the bound: r1, the least recently used, goes
     assert cache.used_bytes() <= cache.max_bytes
     kept = sorted(p.name for p in cache.directory.glob(f"*{SUFFIX}"))
-    assert kept == sorted(f"{refs[i][1]}{SUFFIX}" for i in (0, 2, 3, 4))
+    assert kept == sorted(cache.entry_path(refs[i][1]).name for i in (0, 2, 3, 4))
     too_big = _file(tmp_path, "big", os.urandom(2 << 20))
     cache.store(too_big[1], too_big[0])  # over a quarter of the cap: not kept, nothing else evicted
     assert cache.fetch(too_big[1], tmp_path / "big-out") is False
@@ -140,7 +140,7 @@ def test_records_cannot_be_cut_off_reordered_or_moved_to_another_entry(tmp_path:
     cache = FilesystemCache(tmp_path / "c")
     cache.store(sha, src)
     cache.store(other_sha, other_src)
-    entry = cache.directory / f"{sha}{SUFFIX}"
+    entry = cache.entry_path(sha)
     good = entry.read_bytes()
     records = _records(entry)
     assert len(records) == 3 and b"".join(records) == good
@@ -148,7 +148,7 @@ def test_records_cannot_be_cut_off_reordered_or_moved_to_another_entry(tmp_path:
         entry.write_bytes(damaged)
         assert cache.fetch(sha, tmp_path / "out") is False
         assert not entry.exists()
-    moved = cache.directory / f"{other_sha}{SUFFIX}"
+    moved = cache.entry_path(other_sha)
     entry.write_bytes(good)
     moved.write_bytes(good)  # a valid entry of ``sha`` stored under ``other_sha``
     assert cache.fetch(other_sha, tmp_path / "out") is False and not moved.exists()
@@ -199,3 +199,32 @@ def test_key_is_derived_not_used_as_given(tmp_path: Path) -> None:
     assert FilesystemCache(directory, encryption_key=key).fetch(sha, tmp_path / "out") is False
     FilesystemCache(directory, encryption_key=key).store(sha, src)
     assert FilesystemCache(directory, encryption_key=key.decode()).fetch(sha, tmp_path / "out") is True
+
+
+def test_processes_under_other_keys_never_delete_each_others_entries(tmp_path: Path) -> None:
+    """One cache directory, two processes' caches with other keys, or none (#28, finding 11): neither opens, takes
+    for corrupt, or deletes the other's entries."""
+    src, sha = _file(tmp_path, "ref", os.urandom(300 << 10))
+    key = Fernet.generate_key()
+    mine = FilesystemCache(tmp_path / "shared", encryption_key=key)
+    theirs = FilesystemCache(tmp_path / "shared", encryption_key=Fernet.generate_key())
+    keyless = FilesystemCache(tmp_path / "shared")
+    mine.store(sha, src)
+    assert theirs.fetch(sha, tmp_path / "t") is False and keyless.fetch(sha, tmp_path / "k") is False
+    assert mine.entry_path(sha).exists()
+    assert mine.fetch(sha, tmp_path / "m") is True and (tmp_path / "m").read_bytes() == src.read_bytes()
+    same = FilesystemCache(tmp_path / "shared", encryption_key=key)
+    assert same.fetch(sha, tmp_path / "s") is True  # the same key: the same entry
+
+
+def test_a_killed_writers_partial_entry_is_counted_then_removed(tmp_path: Path) -> None:
+    cache = FilesystemCache(tmp_path / "c", max_bytes=64 << 20)
+    left = cache.directory / "leftover.tmp"
+    left.write_bytes(os.urandom(1 << 20))
+    assert cache.used_bytes() == 1 << 20  # counted against the bound
+    os.utime(left, (1_000, 1_000))  # older than STALE_TMP_S: its writer is gone
+    writing = cache.directory / "in-progress.tmp"
+    writing.write_bytes(b"x" * 10)  # a live writer's: kept
+    src, sha = _file(tmp_path, "ref", os.urandom(10 << 10))
+    cache.store(sha, src)
+    assert not left.exists() and writing.exists()

@@ -22,12 +22,14 @@ import binascii
 import contextlib
 import functools
 import hashlib
+import hmac
 import os
 import re
 import shutil
 import struct
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -43,12 +45,15 @@ from deltaglider_core.support.scratch import private_dir
 
 PLAIN_CHUNK = 4 << 20
 SUFFIX = ".aesgcm"
+_TMP = ".tmp"
 _OLD_SUFFIXES = (".fernet",)  # entries of earlier versions: never read, evicted like any other
 _LEN = struct.Struct(">I")
 _AD = struct.Struct(">QB")
 _NONCE = 12
 _TAG = 16
 _INFO = b"deltaglider cache: aes-256-gcm v1"
+_KEY_ID = b"deltaglider cache: key id v1"
+STALE_TMP_S = 3600.0  # a partly written entry this old belongs to a writer that died: removed, never read
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -86,6 +91,7 @@ class CacheCipher:
         per-process key."""
         if key is None:
             self._aead = AESGCM(AESGCM.generate_key(bit_length=256))
+            self.key_id = os.urandom(8).hex()  # nobody else can read these entries: nobody else shares their names
             return
         try:
             secret = base64.urlsafe_b64decode(key)
@@ -95,6 +101,9 @@ class CacheCipher:
             raise _bad_key()
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO)
         self._aead = AESGCM(hkdf.derive(secret))
+        # Which key sealed an entry, in its name: processes sharing a directory under other keys (or none)
+        # never open, and so never take for corrupt and delete, each other's entries. Says nothing of the key.
+        self.key_id = hmac.new(secret, _KEY_ID, hashlib.sha256).hexdigest()[:16]
 
     def seal(self, sha256: str, source: Path) -> Iterator[bytes]:
         """The records (nonce and ciphertext) of ``source`` as the entry ``sha256``, read 4 MiB at a time."""
@@ -191,8 +200,11 @@ class FilesystemCache:
             atexit.unregister(cleanup)
             cleanup()
 
-    def _path(self, sha256: str) -> Path:
-        return self.directory / f"{_check_sha(sha256)}{SUFFIX}"
+    def entry_path(self, sha256: str) -> Path:
+        """Where entry ``sha256`` sealed with this cache's key lives (``<sha256>.<key id>.aesgcm``)."""
+        return self.directory / f"{_check_sha(sha256)}.{self._cipher.key_id}{SUFFIX}"
+
+    _path = entry_path
 
     def fetch(self, sha256: str, dest: Path) -> bool:
         path = self._path(sha256)
@@ -213,7 +225,7 @@ class FilesystemCache:
         final = self._path(sha256)
         if source.stat().st_size > self.max_bytes // 4:  # a large reference stays only in the store's work
             return  # directory (decrypted, in use): no second full-size copy on the temp disk
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=_TMP)
         try:
             with os.fdopen(fd, "wb") as out:
                 for record in self._cipher.seal(sha256, source):
@@ -229,8 +241,10 @@ class FilesystemCache:
         return sum(size for _, size, _ in self._entries())
 
     def _files(self) -> list[Path]:
-        """This version's entries and those of earlier versions (never read; evicted like the rest)."""
-        return [entry for suffix in (SUFFIX, *_OLD_SUFFIXES) for entry in self.directory.glob(f"*{suffix}")]
+        """Every entry (of any key, and of earlier versions: never read, evicted like the rest) and every entry
+        being written (``*.tmp``): all count against the bound."""
+        suffixes = (SUFFIX, *_OLD_SUFFIXES, _TMP)
+        return [entry for suffix in suffixes for entry in self.directory.glob(f"*{suffix}")]
 
     def _entries(self) -> list[tuple[float, int, Path]]:
         found = []
@@ -241,14 +255,21 @@ class FilesystemCache:
         return found
 
     def _trim(self, keep: Path) -> None:
-        """Evict least recently used entries (never ``keep``, the one just stored) until within the bound."""
+        """Remove what killed writers left (``*.tmp`` older than ``STALE_TMP_S``), then evict the least recently
+        used entries (never ``keep``, the one just stored, nor an entry another process is writing) until
+        within the bound."""
         with self._lock:
             entries = sorted(self._entries())
             total = sum(size for _, size, _ in entries)
+            stale = time.time() - STALE_TMP_S
+            for modified, size, entry in entries:
+                if entry.name.endswith(_TMP) and modified < stale:
+                    entry.unlink(missing_ok=True)
+                    total -= size
             for _, size, entry in entries:
                 if total <= self.max_bytes:
                     break
-                if entry != keep:
+                if entry != keep and not entry.name.endswith(_TMP):
                     entry.unlink(missing_ok=True)
                     total -= size
 
