@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, overload
+from urllib.parse import urlsplit
 
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 from deltaglider_core.ops import parse_flag
 
 CHECK_MODES = ("warn", "fail", "off")
@@ -78,13 +82,20 @@ def _first(extra: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
-def _number(conn_id: str, name: str, value: Any, kind: type) -> Any:
+def _number(conn_id: str, name: str, value: Any, kind: type, minimum: float | None = None) -> Any:
+    """A numeric extra (None when absent): a finite number of ``kind``, at least ``minimum``; else an error
+    naming the connection and the extra (``inf``, ``nan`` and negative counts included)."""
     if value is None:
         return None
     try:
-        return kind(value)
-    except (TypeError, ValueError) as exc:
+        number = kind(value)
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise ValueError(value)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise SettingsError(f"Connection {conn_id!r}: extra {name}={value!r} is not a valid {kind.__name__}.") from exc
+    if minimum is not None and number < minimum:
+        raise SettingsError(f"Connection {conn_id!r}: extra {name}={value!r} must be at least {minimum:g}.")
+    return number
 
 
 def _client_config(conn_id: str, extra: Mapping[str, Any], custom_endpoint: bool) -> dict[str, Any]:
@@ -97,20 +108,27 @@ def _client_config(conn_id: str, extra: Mapping[str, Any], custom_endpoint: bool
     if not isinstance(raw, dict):
         raise SettingsError(f"Connection {conn_id!r}: extra config_kwargs must be a JSON object.")
     config: dict[str, Any] = dict(raw)
-    retries = _number(conn_id, "retries", extra.get("retries"), int)
+    retries = _number(conn_id, "retries", extra.get("retries"), int, minimum=1)  # attempts, the first included
     if retries is not None:
         config.setdefault("retries", {"max_attempts": retries, "mode": "standard"})
     config.setdefault("retries", {"max_attempts": 5, "mode": "standard"})
-    pool = _number(conn_id, "max_pool_connections", extra.get("max_pool_connections"), int)
+    pool = _number(conn_id, "max_pool_connections", extra.get("max_pool_connections"), int, minimum=1)
     config.setdefault("max_pool_connections", pool or 32)
     for name in ("connect_timeout", "read_timeout"):
-        value = _number(conn_id, name, extra.get(name), float)
+        value = _number(conn_id, name, extra.get(name), float, minimum=0.001)
         if value is not None:
             config.setdefault(name, value)
     if custom_endpoint:
         # boto3 >= 1.36 sends CRC checksums that several S3-compatible stores reject.
         config.setdefault("request_checksum_calculation", "when_required")
         config.setdefault("response_checksum_validation", "when_required")
+    try:  # botocore checks names and values now, not as a (retryable) error of the first request
+        Config(**config)
+    except (TypeError, ValueError, BotoCoreError) as exc:
+        raise SettingsError(
+            f"Connection {conn_id!r}: extra config_kwargs is not a botocore Config ({exc}): see "
+            "https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html"
+        ) from exc
     return config
 
 
@@ -171,6 +189,12 @@ def settings_from_connection(
         raise SettingsError(
             f"Connection {conn.conn_id!r}: endpoint_url {endpoint!r} must start with http:// or https://."
         )
+    if endpoint is not None and "@" in urlsplit(str(endpoint)).netloc:
+        raise SettingsError(  # never echoed: the URL holds a secret
+            f"Connection {conn.conn_id!r}: endpoint_url carries credentials (user:password@host), which would be "
+            "sent and logged as part of the URL: give the host alone, and the keys as the connection's login and "
+            "password."
+        )
     check = str(_first(extra, "ec2_region_check") or "warn").lower()
     if check not in CHECK_MODES:
         raise SettingsError(f"Connection {conn.conn_id!r}: ec2_region_check={check!r}; use one of {CHECK_MODES}.")
@@ -195,9 +219,11 @@ def settings_from_connection(
         region_name=region_name or _first(extra, "region_name", "region"),
         max_ratio=max_ratio,
         cache_backend=backend,
-        cache_memory_size_mb=_number(conn.conn_id, "cache_memory_size_mb", _first(extra, "cache_memory_size_mb"), int),
-        cache_disk_size_mb=_number(conn.conn_id, "cache_disk_size_mb", _first(extra, "cache_disk_size_mb"), int),
-        memory_budget_mb=_number(conn.conn_id, "memory_budget_mb", _first(extra, "memory_budget_mb"), int),
+        cache_memory_size_mb=_number(
+            conn.conn_id, "cache_memory_size_mb", _first(extra, "cache_memory_size_mb"), int, 0
+        ),
+        cache_disk_size_mb=_number(conn.conn_id, "cache_disk_size_mb", _first(extra, "cache_disk_size_mb"), int, 0),
+        memory_budget_mb=_number(conn.conn_id, "memory_budget_mb", _first(extra, "memory_budget_mb"), int, 1),
         ec2_region_check=check,
         client_config=_client_config(conn.conn_id, extra, endpoint is not None),
     )

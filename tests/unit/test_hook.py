@@ -83,12 +83,33 @@ def test_amazon_provider_extras_and_default_chain() -> None:
         ({"fast_transport": "nope"}, "fast_transport='nope' is not a boolean"),
         ({"allow_unconditional_writes": "y"}, "allow_unconditional_writes='y' is not a boolean"),
         ({"deltaglider_compatible": 2}, "deltaglider_compatible=2 is not a boolean"),
+        # #28, finding 12: refused when the connection is read, not by the first request
+        ({"read_timeout": "inf"}, "read_timeout='inf' is not a valid float"),
+        ({"connect_timeout": "nan"}, "connect_timeout='nan' is not a valid float"),
+        ({"connect_timeout": 0}, "connect_timeout=0 must be at least 0.001"),
+        ({"retries": -1}, "retries=-1 must be at least 1"),
+        ({"max_pool_connections": 0}, "max_pool_connections=0 must be at least 1"),
+        ({"cache_disk_size_mb": -5}, "cache_disk_size_mb=-5 must be at least 0"),
+        ({"config_kwargs": {"no_such_option": 1}}, "config_kwargs is not a botocore Config"),
+        ({"config_kwargs": {"retries": {"mode": "sometimes"}}}, "config_kwargs is not a botocore Config"),
+        ({"endpoint_url": "http://AKIA:s3cr3t@minio:9000"}, "endpoint_url carries credentials"),
     ],
 )
 def test_bad_extras_are_explained(extra: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError) as err:
         settings_from_connection(FakeConn(**extra))
     assert message in str(err.value) and "'c1'" in str(err.value)
+    assert "s3cr3t" not in str(err.value)
+
+
+def test_a_cache_size_of_zero_keeps_nothing(tmp_path: Path) -> None:
+    """0 is a size (#28, finding 12): it no longer means the default 4096 MB."""
+    from deltaglider_core import StoreConfig
+
+    config = StoreConfig.from_env({}, cache_disk_size_mb=0, cache_memory_size_mb=0)
+    assert (config.cache_disk_size_mb, config.cache_memory_size_mb) == (0, 0)
+    assert StoreConfig.from_env({"DG_CACHE_DISK_SIZE_MB": "0"}).cache_disk_size_mb == 0
+    assert StoreConfig.from_env({}).cache_disk_size_mb == 4096
 
 
 @pytest.mark.parametrize(

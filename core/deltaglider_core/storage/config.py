@@ -65,6 +65,9 @@ class StoreConfig:
                 f"Unknown cache backend {self.cache_backend!r}: use one of {', '.join(CACHE_BACKENDS)}."
             )
         object.__setattr__(self, "delta_extensions", normalise_extensions(self.delta_extensions))
+        for size in ("cache_memory_size_mb", "cache_disk_size_mb"):
+            if getattr(self, size) < 0:
+                raise DeltaGliderError(f"{size}={getattr(self, size)!r}: a size cannot be negative (0 keeps nothing).")
         if self.max_workers < 1:
             raise DeltaGliderError(f"max_workers={self.max_workers!r}: use 1 or more.")
         self.memory_budget  # noqa: B018 - checks the budget now, naming the setting
@@ -91,13 +94,11 @@ class StoreConfig:
                     f"DG_CACHE_BACKEND={values['cache_backend']!r} is not a cache backend: use one of "
                     f"{', '.join(CACHE_BACKENDS)}."
                 )
-        # 0 has meant "not set" for the cache sizes since their first release (a falsy extra fell through).
+        # A size given is the size: 0 keeps no entries (until 0.1 it silently meant the default).
         for name, variable in (("cache_memory_size_mb", "DG_CACHE_MEMORY_SIZE_MB"),
                                ("cache_disk_size_mb", "DG_CACHE_DISK_SIZE_MB")):  # fmt: skip
-            if not values.get(name):
-                values.pop(name, None)
-                if source.get(variable):
-                    values[name] = _megabytes(variable, source[variable])
+            if name not in values and source.get(variable):
+                values[name] = _megabytes(variable, source[variable])
         if "encryption_key" not in values and source.get("DG_CACHE_ENCRYPTION_KEY"):
             values["encryption_key"] = source["DG_CACHE_ENCRYPTION_KEY"]
         if "deltaglider_compatible" not in values:
@@ -116,6 +117,9 @@ def _number(raw: str) -> float:
 
 def _megabytes(name: str, raw: str) -> int:
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise DeltaGliderError(f"{name}={raw!r} is not an integer number of megabytes.") from exc
+    if value < 0:
+        raise DeltaGliderError(f"{name}={raw!r}: a size cannot be negative (0 keeps nothing).")
+    return value
