@@ -209,3 +209,27 @@ def test_delete_racing_a_writer_in_the_issues_interleaving(moto_s3: Any, builds:
     DeltaStore(deleting).delete(moto_s3.bucket, "rel/app-1.0.0.zip")
     got = DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "o.zip")
     assert Path(got.path).read_bytes() == v1.read_bytes()
+
+
+def test_a_put_that_gives_up_leaves_the_keys_whole_copy_readable(
+    moto_s3: Any, builds: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#28, finding 13: the reference is replaced under every attempt (forced), so the put gives up. The key's
+    earlier whole copy must still read back: it is dropped only after the delta is known to decode, and the
+    last attempt's delta, which names bytes that are gone, is taken back."""
+    from deltaglider_core import StorageError
+
+    store = DeltaStore(moto_s3.client)
+    store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    old = builds(5).read_bytes()
+    moto_s3.client.put_object(
+        Bucket=moto_s3.bucket, Key="rel/app-1.0.1.zip", Body=old,
+        Metadata={"dg-file-sha256": hashlib.sha256(old).hexdigest(), "dg-file-size": str(len(old))},
+    )  # fmt: skip
+    monkeypatch.setattr(store.refs, "restore", lambda *args: "replaced")
+    with pytest.raises(StorageError, match="kept being replaced"):
+        store.put(builds(1), moto_s3.bucket, "rel/app-1.0.1.zip")
+    keys = {o["Key"] for o in moto_s3.client.list_objects_v2(Bucket=moto_s3.bucket)["Contents"]}
+    assert "rel/app-1.0.1.zip" in keys and "rel/app-1.0.1.zip.delta" not in keys
+    got = DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "back.zip")
+    assert got.verified and (tmp_path / "back.zip").read_bytes() == old

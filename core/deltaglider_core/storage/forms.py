@@ -75,6 +75,13 @@ class Forms:
             "or accept the risk with allow_unconditional_writes=True if only one task at a time writes each key."
         )
 
+    def noted(self, bucket: str, key: str, etag: str | None) -> Seen:
+        """What this store just wrote at ``key`` (its ETag), noted so that ``after`` can take it back: deleted
+        only if unchanged (If-Match), or not at all where the server ignores conditional deletes."""
+        if not etag or not self._conditional(bucket):
+            return Seen(key, None)
+        return Seen(key, etag)
+
     def after(self, bucket: str, seen: Seen) -> None:
         """After the PUT: delete the version noted before it, unless it changed meanwhile (then it stays)."""
         if seen.etag is None:

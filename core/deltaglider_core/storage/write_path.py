@@ -73,9 +73,10 @@ class Upload:
 class ReferenceReplaced(Exception):
     """Internal: the reference a delta was just written against was replaced by other bytes."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, delta: Seen) -> None:
         super().__init__(key)
         self.key = key
+        self.delta = delta  # the delta just written (key and ETag): removed if the put gives up
 
 
 class WritePath(StoreParts):
@@ -118,6 +119,12 @@ class WritePath(StoreParts):
                 try:
                     return self._put_archive(replace(upload, scratch=Path(scratch)))
                 except ReferenceReplaced as replaced:
+                    if attempt + 1 == ATTEMPTS:
+                        # Giving up: the delta just written names bytes that are gone, and readers take a delta
+                        # before a whole copy. Remove it (if it is still ours) so the key's whole copy, kept
+                        # because the put never got that far, reads as before.
+                        self.forms.after(loc.bucket, replaced.delta)
+                        break
                     self.log.warning(
                         "reference s3://%s/%s was replaced while s3://%s/%s was stored against it: encoding again "
                         "(attempt %d)", loc.bucket, replaced.key, loc.bucket, loc.key, attempt + 2,
@@ -266,17 +273,16 @@ class WritePath(StoreParts):
         whole = upload.forms.whole.result() if upload.forms.whole is not None else Seen(loc.key, None)
         # The delta was encoded from the file as it is now: it must still be the file that was hashed.
         require_unchanged(upload.source, digest, "while it was encoded")
-        self.s3.upload(delta, loc.bucket, loc.delta_key, meta)
-        # Both after the write, side by side: drop the whole copy of the same logical key seen before it
-        # (forms.py), and make sure the reference this delta needs still exists (a concurrent delete may
-        # have removed it).
-        dropped = self._side.submit(self.forms.after, loc.bucket, whole)
+        etag = self.s3.upload(delta, loc.bucket, loc.delta_key, meta)
+        # After the write: make sure the reference this delta needs still exists (a concurrent delete may have
+        # removed it), and only then drop the whole copy of the same logical key seen before it (forms.py): a
+        # delta that no longer decodes must never have cost the key its readable copy.
         state = self.refs.restore(loc.bucket, ref.key, reference, ref.sha256, ref.source_name)
-        dropped.result()
+        if state == "replaced":  # deleted and re-created by another writer: this delta no longer decodes
+            raise ReferenceReplaced(ref.key, self.forms.noted(loc.bucket, loc.delta_key, etag))
         if state == "restored":
             self.log.warning("reference s3://%s/%s vanished during the upload and was restored", loc.bucket, ref.key)
-        elif state == "replaced":  # deleted and re-created by another writer: this delta no longer decodes
-            raise ReferenceReplaced(ref.key)
+        self.forms.after(loc.bucket, whole)
         return PutResult(
             bucket=loc.bucket,
             key=loc.key,
