@@ -111,6 +111,11 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "true: .gz/.bz2/.xz files stored whole, readable by DeltaGlider 6; default false.",
         "schema": {"type": ["boolean", "null"]},
     },
+    "strict": {
+        "label": "Strict reads",
+        "description": "true: refuse objects that record no SHA-256 (other tools' uploads); default false: read, warn.",
+        "schema": {"type": ["boolean", "null"]},
+    },
     "bucket": {
         "label": "Bucket (Test button)",
         "description": "The bucket the connection's Test button checks with HeadBucket (optional).",

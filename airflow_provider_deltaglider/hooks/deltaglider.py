@@ -119,6 +119,7 @@ class DeltaGliderHook(BaseHook):
                 memory_budget_mb=s.memory_budget_mb,
                 allow_unconditional_writes=s.allow_unconditional_writes,
                 deltaglider_compatible=s.deltaglider_compatible,
+                strict=s.strict,
             )
             self._store = DeltaStore(self.endpoint, config)
         return self._store

@@ -68,6 +68,7 @@ class ConnectionSettings:
     allow_unconditional_writes: bool = False
     fast_transport: bool = True
     deltaglider_compatible: bool | None = None
+    strict: bool | None = None  # None: DG_STRICT on the worker, else false
 
     @property
     def region_explicit(self) -> bool:
@@ -211,6 +212,7 @@ def settings_from_connection(
         allow_unconditional_writes=_flag(conn.conn_id, extra, "allow_unconditional_writes", default=False),
         fast_transport=_flag(conn.conn_id, extra, "fast_transport", default=True),
         deltaglider_compatible=_flag(conn.conn_id, extra, "deltaglider_compatible"),
+        strict=_flag(conn.conn_id, extra, "strict"),
         aws_session_extras=aws_only_extras(extra),
         access_key_id=conn.login or _first(extra, "aws_access_key_id"),
         secret_access_key=conn.password or _first(extra, "aws_secret_access_key"),

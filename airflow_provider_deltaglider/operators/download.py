@@ -16,7 +16,9 @@ from .base import DeltaGliderBaseOperator, connection_template_fields, split_url
 class DeltaGliderDownloadOperator(DeltaGliderBaseOperator):
     """Download ``source`` (``s3://bucket/key``, or a prefix ending in ``/`` plus ``pattern``) to ``dest``.
 
-    Every file is reconstructed, verified by SHA-256 and renamed into place only when correct. Keys that
+    Every file is reconstructed, verified against the SHA-256 its object records and renamed into place only
+    when correct. An object that records none (uploaded by another tool) is read unverified, with a warning
+    and ``verified: false`` in its XCom entry, or refused when the connection is ``strict``. Keys that
     would escape ``dest`` (``..`` segments, absolute paths, backslashes) are refused and reported; the rest
     continue, and the task fails at the end naming them.
 

@@ -102,6 +102,14 @@ def test_bad_extras_are_explained(extra: dict[str, Any], message: str) -> None:
     assert "s3cr3t" not in str(err.value)
 
 
+def test_the_strict_extra_reaches_the_store() -> None:
+    from deltaglider_core import StoreConfig
+
+    assert settings_from_connection(FakeConn(strict="true")).strict is True
+    assert settings_from_connection(FakeConn()).strict is None
+    assert StoreConfig.from_env({}, strict=settings_from_connection(FakeConn(strict="yes")).strict).strict is True
+
+
 def test_a_cache_size_of_zero_keeps_nothing(tmp_path: Path) -> None:
     """0 is a size (#28, finding 12): it no longer means the default 4096 MB."""
     from deltaglider_core import StoreConfig

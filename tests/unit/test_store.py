@@ -552,3 +552,29 @@ def test_prune_removes_a_rebase_orphan_but_not_the_reference_in_use(
     ]
     got = DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app-1.0.1.zip", tmp_path / "o.zip")
     assert got.sha256 == _sha(v1)
+
+
+def test_strict_mode_refuses_objects_without_a_recorded_hash(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
+    """#28, finding 14: by default an object that records no SHA-256 is read unverified (and says so); a strict
+    store refuses it, naming the object, and writes nothing."""
+    b = moto_s3.bucket
+    moto_s3.client.put_object(Bucket=b, Key="other/tool.bin", Body=b"written by another tool")
+    DeltaStore(moto_s3.client).put(builds(0), b, "rel/app-1.0.0.zip")
+    delta_key = "rel/app-1.0.0.zip.delta"
+    meta = _meta(moto_s3, delta_key)
+    del meta["dg-file-sha256"]
+    moto_s3.client.copy_object(
+        Bucket=b, Key=delta_key, CopySource={"Bucket": b, "Key": delta_key}, Metadata=meta,
+        MetadataDirective="REPLACE",
+    )  # fmt: skip
+    lenient = DeltaStore(moto_s3.client)
+    assert lenient.get(b, "other/tool.bin", tmp_path / "a").verified is False
+    assert lenient.get(b, "rel/app-1.0.0.zip", tmp_path / "b").verified is False
+    strict = DeltaStore(moto_s3.client, StoreConfig.from_env({}, strict=True))
+    assert StoreConfig.from_env({"DG_STRICT": "1"}).strict is True
+    for key, stored in (("other/tool.bin", "other/tool.bin"), ("rel/app-1.0.0.zip", delta_key)):
+        out = tmp_path / "strict" / key.replace("/", "_")
+        out.parent.mkdir(exist_ok=True)
+        with pytest.raises(IntegrityError, match=rf"s3://{b}/{stored} records no SHA-256 .* strict"):
+            strict.get(b, key, out)
+    assert list((tmp_path / "strict").iterdir()) == []

@@ -40,6 +40,8 @@ class StoreConfig:
     :param max_workers: transfers and codec calls in parallel.
     :param memory_budget_mb: memory the codec may use (default: half the cgroup limit, else 1024).
     :param multipart_threshold: files at least this large go up in parts (default 256 MiB).
+    :param strict: refuse to read an object that records no SHA-256 (``dg-file-sha256``: objects other tools
+        wrote), instead of reading it unverified with a warning (the default).
     """
 
     max_ratio: float = DEFAULT_MAX_RATIO
@@ -54,6 +56,7 @@ class StoreConfig:
     max_workers: int = 16
     memory_budget_mb: int | str | None = None
     multipart_threshold: int | None = None
+    strict: bool = False
 
     def __post_init__(self) -> None:
         for setting in fields(self):  # None means "not given": the default (as from_env reads it)
@@ -103,6 +106,8 @@ class StoreConfig:
             values["encryption_key"] = source["DG_CACHE_ENCRYPTION_KEY"]
         if "deltaglider_compatible" not in values:
             values["deltaglider_compatible"] = env_flag("DG_DELTAGLIDER_COMPATIBLE", False, source)
+        if "strict" not in values:
+            values["strict"] = env_flag("DG_STRICT", False, source)
         if "memory_budget_mb" not in values and source.get("DG_MEMORY_BUDGET_MB"):
             values["memory_budget_mb"] = source["DG_MEMORY_BUDGET_MB"]
         return cls(**values)

@@ -34,6 +34,7 @@ class StoreParts:
     delta_extensions: frozenset[str]
     rebase: bool
     deltaglider_compatible: bool
+    strict: bool  # refuse reads of objects that record no SHA-256
     window: int  # the xdelta3 source window the memory budget allows
     memory_budget: int
     _side: ThreadPoolExecutor

@@ -89,7 +89,7 @@ class ReadPath(StoreParts):
                 return self._read_external(loc, ref_key, external, meta, reference, delta, out, scratch, budget)
             self._decode(loc, reference, delta, out, f"s3://{loc.bucket}/{ref_key}", budget.file, budget)
             actual = sha256_file(out)
-            _check_hash(self.log, loc, loc.delta_key, expected, actual)
+            _check_hash(self.log, self.strict, loc, loc.delta_key, expected, actual)
             size = out.stat().st_size
             return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), size, actual, expected is not None)
 
@@ -164,7 +164,7 @@ class ReadPath(StoreParts):
                 f"s3://{loc.bucket}/{loc.delta_key}: the rebuilt file does not match its SHA-256 ({actual}, expected "
                 f"{expected}): {why}. Nothing was written."
             )
-        _check_hash(self.log, loc, loc.delta_key, expected, actual)
+        _check_hash(self.log, self.strict, loc, loc.delta_key, expected, actual)
         verified = expected is not None
         return GetResult(loc.bucket, loc.key, loc.delta_key, "delta", str(out), out.stat().st_size, actual, verified)
 
@@ -181,7 +181,7 @@ class ReadPath(StoreParts):
             ) from exc
         expected = meta_get(head.metadata, "file-sha256")
         actual = sha.hexdigest()
-        _check_hash(self.log, loc, loc.key, expected, actual)
+        _check_hash(self.log, self.strict, loc, loc.key, expected, actual)
         kind: Kind = "direct" if expected else "regular"
         return GetResult(loc.bucket, loc.key, loc.key, kind, str(out), head.size, actual, expected is not None)
 
@@ -207,7 +207,15 @@ def _destination(dest: Path, name: str) -> Path:
     return target
 
 
-def _check_hash(log: logging.Logger, loc: Location, stored_key: str, expected: str | None, actual: str) -> None:
+def _check_hash(
+    log: logging.Logger, strict: bool, loc: Location, stored_key: str, expected: str | None, actual: str
+) -> None:
+    if expected is None and strict:
+        raise IntegrityError(
+            f"s3://{loc.bucket}/{stored_key} records no SHA-256 (dg-file-sha256: another tool wrote it), so it "
+            "cannot be verified, and this store is strict (connection extra strict / DG_STRICT). Nothing was "
+            "written. Re-upload it with this provider or DeltaGlider, or read it from a connection that is not strict."
+        )
     if expected is None:
         log.warning(
             "s3://%s/%s has no recorded SHA-256 (dg-file-sha256), so it was read without verification",

@@ -74,6 +74,7 @@ class DeltaStore(WritePath, ReadPath):
         self.delta_extensions = config.delta_extensions
         self.rebase = config.rebase
         self.deltaglider_compatible = config.deltaglider_compatible
+        self.strict = config.strict
         self.max_workers = config.max_workers
         self.memory_budget = config.memory_budget
         self.window = budget_window(self.memory_budget)  # xdelta3 source window the budget allows
