@@ -9,7 +9,7 @@ OLDEST := .venv-oldest
 OLDEST_STAMP := $(OLDEST)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test check bench mutate stress lint type venv clean
+.PHONY: demo test check bench mutate stress fuzz lint type venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ mutate: $(STAMP) $(PEER_STAMP)
 # Not part of `make test`: races writers, deletes and prunes on SeaweedFS, 200 trials per scenario.
 stress: $(STAMP)
 	$(BIN)/python -m devtools.stress
+
+# Not part of `make test`: hostile bucket objects (dg-* metadata, VCDIFF, secondary sections, zip-stream plans,
+# gzip recipes) read through a real store for FUZZ_SECONDS (default 300); every outcome must be typed and bounded.
+fuzz: $(STAMP)
+	$(BIN)/python -m devtools.fuzz
 
 lint: $(STAMP)
 	$(BIN)/tox -e lint

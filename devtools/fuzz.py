@@ -27,6 +27,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 import zlib
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 FILE_LIMIT = 48 << 20
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "deltaglider-6.2.0"
+FINDINGS = Path(os.environ.get("FUZZ_FINDINGS", Path(tempfile.gettempdir()) / "dg-fuzz-findings"))
 
 
 def _varint(value: int) -> bytes:
@@ -231,7 +233,14 @@ def main() -> int:
             except DeltaGliderError as exc:
                 outcomes[type(exc).__name__] += 1
             except Exception as exc:  # noqa: BLE001 - the finding this tool looks for
-                findings.append(f"{type(exc).__name__}: {exc} <- meta={meta} body[:64]={body[:64]!r}")
+                saved = FINDINGS / f"finding-{len(findings)}"
+                saved.mkdir(parents=True, exist_ok=True)
+                (saved / "body").write_bytes(body)
+                (saved / "meta.json").write_text(json.dumps(meta))
+                (saved / "traceback.txt").write_text(traceback.format_exc())
+                where = traceback.extract_tb(exc.__traceback__)[-3:]
+                findings.append(f"{type(exc).__name__}: {exc} at {[f'{f.filename}:{f.lineno}' for f in where]} "
+                                f"<- meta={meta} body[:64]={body[:64]!r}")  # fmt: skip
                 outcomes["FINDING"] += 1
             left = list(dest.iterdir())
             if left:
@@ -251,7 +260,7 @@ def main() -> int:
         print(f"  {count:6d}  {kind}")
     for finding in findings[:20]:
         print("FINDING:", finding[:2000])
-    print(f"fuzz: {len(findings)} finding(s)")
+    print(f"fuzz: {len(findings)} finding(s)" + (f"; each case saved under {FINDINGS}" if findings else ""))
     return 1 if findings else 0
 
 

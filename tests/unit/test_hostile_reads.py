@@ -192,3 +192,13 @@ def test_an_lzma_section_larger_than_its_window_can_use_is_refused_before_decodi
     delta.write_bytes(MAGIC + b"\x00\x01\x02" + b"\x00" + varint_bytes(len(body)) + body)
     with pytest.raises(DeltaGliderError, match="says it holds 268435456 bytes, more than a window of 10"):
         strip_secondary(delta, tmp_path / "plain")
+
+
+def test_a_window_length_no_file_holds_is_a_typed_error(moto_s3: Any, zip_space: str, tmp_path: Path) -> None:
+    """Found by `make fuzz`: a delta-encoding length of 2^66 made the header walk seek past what the OS allows."""
+    window = b"\x00" + varint_bytes(1 << 66) + varint_bytes(10)
+    _plant(moto_s3, "rel/far.zip", _vcdiff(window), zip_space)
+    with pytest.raises(IntegrityError, match=r"far\.zip\.delta cannot be decoded") as caught:
+        _read(moto_s3, "rel/far.zip", tmp_path / "out")
+    assert "passes the end of the file" in str(caught.value.__cause__)
+    assert list((tmp_path / "out").iterdir()) == []

@@ -30,6 +30,7 @@ larger ones are refused, as stock xdelta3 refuses them), and no section decodes 
 from __future__ import annotations
 
 import lzma
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -201,7 +202,14 @@ def shape(path: Path) -> Shape:
     or a target window larger than stock xdelta3 accepts (``HARD_MAX_WINDOW``)."""
     name = str(path)
     with open(path, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
         r = _Reader(raw, name)
+
+        def skip(count: int) -> None:
+            if raw.tell() + count > size:  # a length no file holds (up to 2^70): truncated, not an OS error
+                raise CodecError(f"{name}: truncated VCDIFF (a length of {count} passes the end of the file).")
+            raw.seek(count, 1)
+
         if r.exact(3) != MAGIC:
             raise CodecError(f"{name}: not a VCDIFF delta (bad magic).")
         r.byte()  # version
@@ -210,7 +218,7 @@ def shape(path: Path) -> Shape:
             r.byte()
         for flag in (VCD_CODETABLE, VCD_APPHEADER):
             if indicator & flag:
-                raw.seek(r.varint(), 1)
+                skip(r.varint())
         total = extent = windows = 0
         while not r.at_end():
             win = r.byte()
@@ -228,9 +236,8 @@ def shape(path: Path) -> Shape:
                 )
             total += target
             windows += 1
-            raw.seek(start + encoding)
-        if raw.tell() != raw.seek(0, 2):
-            raise CodecError(f"{name}: truncated VCDIFF (its last window passes the end of the file).")
+            raw.seek(start)
+            skip(encoding)
     return Shape(total, extent, windows)
 
 
