@@ -102,6 +102,34 @@ def prune_vs_put(client: Any, bucket: str, trial: int, builds: list[Path], scrat
     _outcome(results[1], client, bucket, f"{prefix}/{builds[1].name}", builds[1], scratch, tally)
 
 
+def prune_vs_put_and_reput(
+    client: Any, bucket: str, trial: int, builds: list[Path], scratch: Path, tally: Tally
+) -> None:
+    """Prune's first phase races two writers; its second phase races a re-put into the prefix (which must not
+    create new bytes at a reference key whose trash entry deltas still need: #28, finding 1); a last prune
+    finishes. Every acknowledged write must still read back byte-identically."""
+    prefix = f"prp{trial}"
+    seed = DeltaStore(client)
+    seed.put(builds[0], bucket, f"{prefix}/{builds[0].name}")
+    seed.delete(bucket, f"{prefix}/{builds[0].name}")
+    written: list[tuple[Any, Path]] = []
+    first = _race([
+        lambda: DeltaStore(client).prune(bucket, prefix, grace=dt.timedelta(0)),
+        lambda: DeltaStore(client).put(builds[1], bucket, f"{prefix}/{builds[1].name}"),
+        lambda: DeltaStore(client).put(builds[2], bucket, f"{prefix}/{builds[2].name}"),
+    ])  # fmt: skip
+    written += [(first[1], builds[1]), (first[2], builds[2])]
+    second = _race([
+        lambda: DeltaStore(client).prune(bucket, prefix, grace=dt.timedelta(0)),
+        lambda: DeltaStore(client).put(builds[3], bucket, f"{prefix}/{builds[3].name}"),
+        lambda: DeltaStore(client).put(builds[1], bucket, f"{prefix}/{builds[1].name}"),  # the same key again
+    ])  # fmt: skip
+    written += [(second[1], builds[3]), (second[2], builds[1])]
+    DeltaStore(client).prune(bucket, prefix, grace=dt.timedelta(0))
+    for result, original in written:
+        _outcome(result, client, bucket, f"{prefix}/{original.name}", original, scratch, tally)
+
+
 def same_key(client: Any, bucket: str, trial: int, builds: list[Path], scratch: Path, tally: Tally) -> None:
     """A retry overlapping its zombie attempt with another max_ratio: one stores a delta, the other another build
     directly. Both overlap, so either may take effect last; the key must read back as one of them."""
@@ -160,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     scenarios: dict[str, Callable[..., None]] = {
         "delete vs put": delete_vs_put,
         "prune vs put": prune_vs_put,
+        "prune vs put and re-put (both phases)": prune_vs_put_and_reput,
         "same-key writers (delta vs direct)": same_key,
         "8 first writers, conditional writes honoured": lambda *a: first_writers(*a, ignored=False),
         "8 first writers, conditional writes ignored": lambda *a: first_writers(*a, ignored=True),
