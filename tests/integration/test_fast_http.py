@@ -403,3 +403,17 @@ def test_conditional_writes_never_take_the_fast_path(seaweed_s3: Any, proxy: Any
     conditional = [agent_of(h) for method, _, h in proxy.requests if method == "PUT" and "if-none-match" in h]
     assert len(conditional) >= 2 and set(conditional) == {"boto3"}  # every one: the reference, the refused write
     assert seaweed_s3.client.head_object(Bucket=seaweed_s3.bucket, Key="rel/app-1.0.1.zip.delta")["Metadata"]
+
+
+def test_a_good_answer_resets_the_breaker_count(filled: Any, proxy: Any, seaweed: Any) -> None:
+    """Failures spread over time, each followed by good answers, never open the breaker: only failures in a row
+    do (#29: the outside probe's "a good answer no longer resets the failure count" went unnoticed)."""
+    s3 = _through(proxy, seaweed)
+    assert s3.fast is not None
+    s3.fast.sleep = lambda _s: None  # type: ignore[method-assign]
+    for round_ in range(3):  # 2 failures, then a good answer: 6 failures in all, never 3 in a row
+        proxy.inject(Fault("500", method="HEAD", agent="fast-transport", times=2))
+        heads = [s3.head(filled.bucket, key) for key in KEYS[:3]]
+        assert [h.size if h else None for h in heads] == [len(k.encode()) for k in KEYS[:3]], round_
+    assert s3.fast.declined == {"HEAD answered 500": 6}
+    assert s3.fast.answered == 3  # the third HEAD of each round came fast: the breaker never opened

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -115,4 +116,41 @@ def test_killed_migration_resumes_to_a_complete_copy(seaweed_s3: Any, builds: An
     rerun = Migration(store, None, seaweed_s3.bucket, "src/", dest, "mirror/").run()
     assert rerun.failed == 0
     assert rerun.skipped > 0 and rerun.migrated + rerun.skipped == len(digests)
+    _assert_complete(seaweed_s3, dest, digests, tmp_path)
+
+
+def test_the_source_is_read_through_its_own_connection(
+    seaweed_s3: Any, seaweed: Any, builds: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """``source_conn_id`` (#29: the outside probe's bug "migrate reads the source with the destination
+    connection" went unnoticed): the source connection points at a loopback proxy in front of the server, the
+    destination at the server itself. Every source read must cross the proxy, and no destination write."""
+    from airflow.sdk import DAG
+
+    from airflow_provider_deltaglider.operators.migrate import DeltaGliderMigrateOperator
+    from tests.faults import Credentials as ProxyCredentials
+    from tests.faults import FaultProxy
+
+    digests = _fill_source(seaweed_s3, builds, versions=2, logs=5)
+    dest = f"scn-{seaweed_s3.bucket}"[:63]
+    seaweed_s3.client.create_bucket(Bucket=dest)
+    with FaultProxy(seaweed.endpoint_url, ProxyCredentials(seaweed.access_key, seaweed.secret_key)) as proxy:
+        for conn_id, endpoint in (("dg_dst", seaweed.endpoint_url), ("dg_src", proxy.endpoint_url)):
+            server = SimpleNamespace(
+                endpoint_url=endpoint, access_key=seaweed.access_key, secret_key=seaweed.secret_key
+            )
+            name, value = conn_env(conn_id, server)
+            monkeypatch.setenv(name, value)
+        with DAG("migrate_two_connections", schedule=None, start_date=START) as dag:
+            DeltaGliderMigrateOperator(
+                task_id="migrate", source=f"s3://{seaweed_s3.bucket}/src/", dest=f"s3://{dest}/mirror/",
+                deltaglider_conn_id="dg_dst", source_conn_id="dg_src",
+            )  # fmt: skip
+        result = run_dag(dag)
+        seen = list(proxy.log)
+    assert result.state == "success", result.states
+    assert result.xcoms["migrate"]["migrated"] == len(digests)
+    source_reads = [path for method, path, _ in seen if method == "GET" and f"/{seaweed_s3.bucket}" in path]
+    assert len(source_reads) >= len(digests)  # a LIST and a GET per object, at least
+    assert [path for method, path, _ in seen if method == "PUT" or f"/{dest}" in path] == []
     _assert_complete(seaweed_s3, dest, digests, tmp_path)

@@ -195,3 +195,17 @@ def test_a_corrupt_direct_object_is_reported_not_copied(moto_s3: Any, builds: An
     listed = moto_s3.client.list_objects_v2(Bucket=dest_bucket, Prefix="mirror/builds/logs/tampered")
     assert listed.get("Contents", []) == []
     assert moto_s3.client.get_object(Bucket=moto_s3.bucket, Key=key)["Body"].read() == b"TAMPERED"
+
+
+def test_a_same_size_rewrite_is_migrated_again(moto_s3: Any, builds: Any, dest_bucket: str) -> None:
+    """Resume compares MD5 where both sides have one, not the size alone (#29, outside probe)."""
+    _source(moto_s3, builds)
+    _migration(moto_s3, dest_bucket).run()
+    key = "src/builds/logs/run-001.log"
+    before = moto_s3.client.get_object(Bucket=moto_s3.bucket, Key=key)["Body"].read()
+    rewritten = bytes(b ^ 1 for b in before)  # same size, other bytes
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key=key, Body=rewritten)
+    report = _migration(moto_s3, dest_bucket).run()
+    assert report.migrated == 1
+    got = moto_s3.client.get_object(Bucket=dest_bucket, Key="mirror/builds/logs/run-001.log")["Body"].read()
+    assert got == rewritten

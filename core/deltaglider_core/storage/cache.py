@@ -314,10 +314,14 @@ class MemoryCache:
         if size > self.max_bytes:
             return
         records = list(self._cipher.seal(sha256, source))
+        sealed = sum(len(r) for r in records)  # a little over the plain size: nonces and tags
+        if sealed > self.max_bytes:
+            return  # never kept beyond the bound, not even alone
         with self._lock:
             self._entries[_check_sha(sha256)] = records
-            self._sizes[sha256] = sum(len(r) for r in records)
-            while sum(self._sizes.values()) > self.max_bytes and len(self._entries) > 1:
+            self._entries.move_to_end(sha256)
+            self._sizes[sha256] = sealed
+            while sum(self._sizes.values()) > self.max_bytes:
                 oldest, _ = self._entries.popitem(last=False)
                 del self._sizes[oldest]
 
