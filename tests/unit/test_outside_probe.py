@@ -115,6 +115,7 @@ def test_memory_cache_never_passes_its_bound(
         src = work / f"e{i}"
         src.write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
+        before = cache.used_bytes
         cache.store(sha, src)
         assert cache.used_bytes <= bound
         kept = cache.fetch(sha, work / "out")
@@ -122,6 +123,7 @@ def test_memory_cache_never_passes_its_bound(
             assert kept and (work / "out").read_bytes() == data
         else:
             assert not kept
+            assert cache.used_bytes == before  # an entry that cannot fit evicts nothing on its way out
 
 
 SHARDS = """
