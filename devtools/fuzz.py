@@ -38,15 +38,6 @@ FIXTURES = ROOT / "tests" / "fixtures" / "deltaglider-6.2.0"
 FINDINGS = Path(os.environ.get("FUZZ_FINDINGS", Path(tempfile.gettempdir()) / "dg-fuzz-findings"))
 
 
-def _varint(value: int) -> bytes:
-    groups = [value & 0x7F]
-    value >>= 7
-    while value:
-        groups.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(groups))
-
-
 class Bench:
     """The bucket the fuzzer reads from: real references and deltas to start mutations from."""
 
@@ -83,6 +74,7 @@ class Bench:
 
 
 def strategies(bench: Bench) -> Any:
+    from deltaglider_core.codec.vcdiff import varint_bytes as _varint  # RFC 3284 integers, written
     from hypothesis import strategies as st
 
     sizes = st.one_of(

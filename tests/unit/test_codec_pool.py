@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,23 +12,11 @@ from deltaglider_core.codec.budget import MIB, encode_cost
 from deltaglider_core.codec.pool import ProcessRunner
 from deltaglider_core.codec.xdelta3 import LibraryRunner, XDelta3Codec
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _library() -> str:
-    spec = importlib.util.find_spec("pyxdelta")
-    assert spec is not None and spec.origin
-    return spec.origin
+from tests.codec_workers import alive, pyxdelta_library
 
 
 def test_concurrent_encodes_run_in_worker_processes_and_stay_exact(builds: Any, tmp_path: Path) -> None:
-    runner = ProcessRunner(_library(), workers=2, budget=4096 * MIB)
+    runner = ProcessRunner(pyxdelta_library(), workers=2, budget=4096 * MIB)
     codec = XDelta3Codec(runner)
     pairs = [(builds(0), builds(v)) for v in (1, 2, 3, 4)]
     gate = threading.Barrier(2)
@@ -51,12 +37,12 @@ def test_concurrent_encodes_run_in_worker_processes_and_stay_exact(builds: Any, 
             assert (tmp_path / f"out{i}").read_bytes() == pairs[i][1].read_bytes()
     finally:
         codec.close()
-    assert runner.worker_pids == [] and not any(_alive(pid) for pid in pids)
+    assert runner.worker_pids == [] and not any(alive(pid) for pid in pids)
 
 
 def test_calls_wait_while_the_budget_is_spent() -> None:
     """Two calls that each cost the whole budget run one after the other, never together."""
-    runner = ProcessRunner(_library(), workers=2, budget=encode_cost(16 * MIB))
+    runner = ProcessRunner(pyxdelta_library(), workers=2, budget=encode_cost(16 * MIB))
     cost = encode_cost(16 * MIB)
     runner._admit(cost)  # the first call holds the whole budget
     admitted = threading.Event()
@@ -91,12 +77,12 @@ def test_store_close_stops_its_worker_processes(moto_s3: Any, builds: Any) -> No
     pids = runner.worker_pids
     assert pids, "the concurrent put did not use a worker process"
     store.close()
-    assert runner.worker_pids == [] and not any(_alive(pid) for pid in pids)
+    assert runner.worker_pids == [] and not any(alive(pid) for pid in pids)
 
 
 def test_warm_up_starts_the_workers_before_any_call_and_close_ends_them(builds: Any, tmp_path: Path) -> None:
     store = DeltaStore.__new__(DeltaStore)  # only the codec is needed
-    runner = ProcessRunner(_library(), workers=3, budget=4096 * MIB)
+    runner = ProcessRunner(pyxdelta_library(), workers=3, budget=4096 * MIB)
     store.codec = XDelta3Codec(runner)
     assert runner.worker_pids == []
     store.warm_up()
@@ -107,7 +93,7 @@ def test_warm_up_starts_the_workers_before_any_call_and_close_ends_them(builds: 
     store.codec.encode(builds(0), builds(1), tmp_path / "d")  # this process is free, the call still goes out
     assert runner.remote_calls == 1 and runner.worker_pids == pids
     runner.close()
-    assert runner.worker_pids == [] and not any(_alive(pid) for pid in pids)
+    assert runner.worker_pids == [] and not any(alive(pid) for pid in pids)
 
 
 MAIN_SCRIPT = """
@@ -152,7 +138,7 @@ def test_worker_processes_do_not_rerun_the_tasks_main_module(builds: Any, tmp_pa
     script.write_text(MAIN_SCRIPT)
     targets = ",".join(str(builds(v)) for v in (1, 2))
     proc = subprocess.run(
-        [sys.executable, str(script), str(marks), _library(), str(builds(0)), targets, str(tmp_path)],
+        [sys.executable, str(script), str(marks), pyxdelta_library(), str(builds(0)), targets, str(tmp_path)],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

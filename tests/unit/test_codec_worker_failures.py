@@ -5,8 +5,6 @@ worker's protocol (one JSON request line in, one answer line out) that misbehave
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +14,8 @@ from typing import Any
 import pytest
 from deltaglider_core.codec import pool
 from deltaglider_core.codec.pool import ProcessRunner, WorkerDied
+
+from tests.codec_workers import alive, pyxdelta_library
 
 FAKE = """
 import json, os, sys, time
@@ -35,26 +35,12 @@ for line in sys.stdin:
 """
 
 
-def _library() -> str:
-    spec = importlib.util.find_spec("pyxdelta")
-    assert spec is not None and spec.origin
-    return spec.origin
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     script = tmp_path / "fake_worker.py"
     script.write_text(FAKE)
     monkeypatch.setattr(pool, "worker_command", lambda _library: [sys.executable, str(script)])
-    made = ProcessRunner(_library(), workers=2, budget=1 << 40)
+    made = ProcessRunner(pyxdelta_library(), workers=2, budget=1 << 40)
     local: list[list[str]] = []
     monkeypatch.setattr(made._local, "run", lambda args: local.append(args) or (0, "local"))
     monkeypatch.setattr(made._local, "try_run", lambda args: local.append(args) or (0, "local"))
@@ -108,7 +94,7 @@ def test_a_worker_that_does_not_answer_is_stopped_after_the_call_timeout(
     with pytest.raises(WorkerDied, match="did not answer within 1 s and was stopped"):
         _soon(runner.run, ["-e", "hang"])
     gone = before - set(runner.worker_pids)
-    assert len(gone) == 1 and not any(_alive(pid) for pid in gone)
+    assert len(gone) == 1 and not any(alive(pid) for pid in gone)
     assert runner.local_calls == []
 
 
