@@ -94,3 +94,23 @@ def test_a_delta_is_not_written_for_a_file_that_changed_while_it_was_encoded(
         store.put(src, seaweed_s3.bucket, "rel/app-1.0.1.zip")
     assert [k for k in _keys(seaweed_s3) if "1.0.1" in k] == []
     assert seaweed_s3.store().get(seaweed_s3.bucket, "rel/app-1.0.0.zip", tmp_path / "v0.zip").verified
+
+
+def test_a_file_that_grew_after_hashing_is_not_uploaded_at_all(
+    seaweed_s3: Any, builds: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A size change needs no server to notice: the put stops before its first byte goes up."""
+    real = write_path.digest_file
+
+    def hashed_then_grown(path: Path, *args: Any) -> FileDigest:
+        digest = real(path, *args)
+        with open(path, "ab") as f:
+            f.write(b"more")
+        return digest
+
+    monkeypatch.setattr(write_path, "digest_file", hashed_then_grown)
+    src = tmp_path / "app-1.0.0.zip"
+    src.write_bytes(builds(0).read_bytes())
+    with pytest.raises(SourceChanged, match=r"app-1\.0\.0\.zip changed before it was uploaded"):
+        seaweed_s3.store().put(src, seaweed_s3.bucket, "rel/app-1.0.0.zip")
+    assert [k for k in _keys(seaweed_s3) if not k.startswith(".deltaglider/")] == []

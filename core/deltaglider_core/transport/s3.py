@@ -384,6 +384,8 @@ class S3:
         :class:`SourceChanged` and nothing is written. A body read for the fast path is checked here first.
         """
         size = os.path.getsize(path)
+        if digest is not None and size != digest.size:
+            raise SourceChanged(changed_message(path, "before it was uploaded"))
         fast = None if if_none_match else self.fast  # conditional writes stay on boto3 (exactly once, typed)
         if fast is not None and size <= FAST_PUT_MAX:
             body = path.read_bytes()
@@ -402,7 +404,7 @@ class S3:
                     md5s = digest.part_md5s if digest is not None else ()
                     resp = self._multipart(path, bucket, key, extra, parts, md5s)
                 else:
-                    if digest is not None and digest.size == size:
+                    if digest is not None:
                         extra["ContentMD5"] = _base64_md5(digest.md5)
                     with open(path, "rb") as body_file:
                         resp = self.client.put_object(Bucket=bucket, Key=key, Body=body_file, **extra)
