@@ -202,3 +202,28 @@ def test_a_window_length_no_file_holds_is_a_typed_error(moto_s3: Any, zip_space:
         _read(moto_s3, "rel/far.zip", tmp_path / "out")
     assert "passes the end of the file" in str(caught.value.__cause__)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("segments", "runs", "why"),
+    [
+        (bytes([0]) + varint_bytes(1 << 66), [], "passes the stream's end"),  # was OverflowError
+        (bytes([2]) + varint_bytes(3) + varint_bytes(1 << 40) + b"xx", [[2, 6, 8]], "gzip header of"),
+        (bytes([1]) + varint_bytes(2) + b"ab", [], "more deflated segments than recorded"),  # was StopIteration
+    ],
+)
+def test_a_damaged_zip_stream_is_stream_damaged(tmp_path: Path, segments: bytes, runs: list[Any], why: str) -> None:
+    """A target's normalised zip stream as a hostile delta decodes to (#28, finding 7): a typed error (the read
+    path then removes its temporary file), not OverflowError or StopIteration."""
+    import json as _json
+    import struct
+
+    from deltaglider_core.content import zip_stream
+
+    body = _json.dumps({"v": 1, "z": "1", "d": runs}).encode()
+    trailer = bytes([0xFF]) + varint_bytes(len(body)) + body
+    stream = tmp_path / "normalised"
+    stream.write_bytes(zip_stream.MAGIC + segments + trailer + struct.pack(">Q", len(trailer)))
+    (tmp_path / "work").mkdir()
+    with pytest.raises(zip_stream.StreamDamaged, match=why):
+        zip_stream.rebuild(stream, tmp_path / "out.zip", tmp_path / "work")
