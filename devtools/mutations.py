@@ -1067,4 +1067,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/unit/test_outside_probe.py::test_a_call_reserves_what_its_kind_costs",),
         "encodes reserve a decode's memory: the budget admits too many at once",
     ),
+    Mutation(
+        "delete-leaves-the-other-form",
+        "writes",
+        STORE,
+        "        shadowed = self.s3.head(bucket, other) is not None",
+        "        shadowed = False",
+        (T_STORE,),
+        "a deleted key reads again as its older form, left by a put that failed half-way",
+    ),
 )

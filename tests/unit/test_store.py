@@ -578,3 +578,21 @@ def test_strict_mode_refuses_objects_without_a_recorded_hash(moto_s3: Any, build
         with pytest.raises(IntegrityError, match=rf"s3://{b}/{stored} records no SHA-256 .* strict"):
             strict.get(b, key, out)
     assert list((tmp_path / "strict").iterdir()) == []
+
+
+def test_delete_removes_both_forms_of_a_key(moto_s3: Any, builds: Any, tmp_path: Path) -> None:
+    """A put that failed half-way can leave a key's delta and its whole copy (found by the protocol model,
+    test_protocol_model.py): a delete must remove both, or the older form reads again after it."""
+    store = DeltaStore(moto_s3.client)
+    store.put(builds(0), moto_s3.bucket, "rel/app-1.0.0.zip")
+    store.put(builds(1), moto_s3.bucket, "rel/app.zip")  # the delta form
+    whole = builds(2).read_bytes()
+    moto_s3.client.put_object(
+        Bucket=moto_s3.bucket, Key="rel/app.zip", Body=whole,
+        Metadata={"dg-file-sha256": hashlib.sha256(whole).hexdigest(), "dg-file-size": str(len(whole))},
+    )  # fmt: skip
+    result = store.delete(moto_s3.bucket, "rel/app.zip")
+    assert result.deleted_keys == ("rel/app.zip.delta", "rel/app.zip")
+    assert [k for k in _keys(moto_s3) if k.startswith("rel/app.zip")] == []
+    with pytest.raises(NotFound):
+        DeltaStore(moto_s3.client).get(moto_s3.bucket, "rel/app.zip", tmp_path / "gone.zip")

@@ -178,8 +178,15 @@ class DeltaStore(WritePath, ReadPath):
         be storing a delta against it at this moment. :func:`deltaglider_core.storage.prune.prune` removes unneeded
         references safely, a grace period later (docs/format.md, "Concurrency protocol")."""
         info = self.head(bucket, key)
+        loc = validate_logical_key(bucket, key)
+        # A put that failed half-way can leave both forms (docs/format.md, same-key writers): the shadowed one
+        # goes first, so the key never reads as an older version between the two deletes.
+        other = loc.key if info.stored_key == loc.delta_key else loc.delta_key
+        shadowed = self.s3.head(bucket, other) is not None
+        if shadowed:
+            self.s3.delete(bucket, other)
         self.s3.delete(bucket, info.stored_key)
-        return DeleteResult(bucket, key, (info.stored_key,), False)
+        return DeleteResult(bucket, key, (info.stored_key, other) if shadowed else (info.stored_key,), False)
 
     def prune(
         self, bucket: str, prefix: str = "", *, grace: _dt.timedelta | None = None, dry_run: bool = False
