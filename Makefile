@@ -34,12 +34,13 @@ venv: $(STAMP) $(PEER_STAMP) $(OLDEST_STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
 
-# Lint and types first (seconds); then the four suites that each keep about one core busy, two at a time
-# (their output interleaved, each suite's summary line its own); then the deployment suites alone, since their
-# timings assume a quiet machine. `tox` alone runs the same envs one after another.
+# Lint and types first (seconds); then the five suites that each keep about one core busy, two at a time, the
+# longest first (their output interleaved, each suite's summary line its own; py runs as py-unit and
+# py-integration so the two cores end together); then the deployment suites alone, since their timings assume a
+# quiet machine. `tox` alone runs the envlist one after another.
 test: $(STAMP) $(PEER_STAMP) $(OLDEST_STAMP)
 	$(BIN)/tox -e lint,type
-	$(BIN)/tox run-parallel -p 2 --parallel-live -e py,py-oldest,e2e,e2e-oldest
+	$(BIN)/tox run-parallel -p 2 --parallel-live -e py-integration,py-oldest,py-unit,e2e-oldest,e2e
 	$(BIN)/tox -e deploy,deploy-oldest
 
 # The quick loop (<= 3 minutes): lint, the import contract, types, and the unit tests of what changed
