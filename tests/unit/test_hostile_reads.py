@@ -141,16 +141,107 @@ def test_a_damaged_gzip_recipe_is_an_integrity_error(moto_s3: Any, tmp_path: Pat
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_an_xz_reference_that_decompresses_past_its_budget_is_refused(moto_s3: Any, tmp_path: Path) -> None:
-    """Stock xdelta3's external compression: the delta says its source was xz; the "reference" is an xz bomb."""
+def test_an_xz_reference_bomb_is_read_only_as_far_as_the_delta_reaches(
+    moto_s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stock xdelta3's external compression: the delta says its source was xz; the "reference" is an xz bomb.
+    The delta reads nothing of it (no source window), so nothing of it is decompressed; the read then fails
+    its SHA-256 check, typed, with nothing left behind."""
+    from deltaglider_core.content import external
+
     bomb = lzma.compress(bytes(64 * MIB), format=lzma.FORMAT_XZ)
     moto_s3.client.put_object(
         Bucket=moto_s3.bucket, Key="xz/reference.bin", Body=bomb, Metadata={"dg-file-sha256": _sha(bomb)}
     )
+    written: list[int] = []
+    real = external.decompress
+
+    def measured(program: str, src: Path, out: Path, where: str, reach: int) -> None:
+        real(program, src, out, where, reach)
+        written.append(out.stat().st_size)
+
+    monkeypatch.setattr(external, "decompress", measured)
     delta = _vcdiff(_window(10), app_header=b"v2.bin//v1.tar.xz/Y")
     _plant(moto_s3, "xz/v2.bin", delta, "xz/reference.bin")
-    with pytest.raises(IntegrityError, match=r"v2\.bin\.delta: decompressing its reference with xz would pass"):
+    with pytest.raises(IntegrityError, match=r"v2\.bin\.delta: the rebuilt file does not match its SHA-256"):
         _read(moto_s3, "xz/v2.bin", tmp_path / "out")
+    assert written == [0]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def _nested_image_zip(path: Path, seed: int) -> Path:
+    """A firmware bundle as users have them: a zip holding a gzip of a 16 MiB mostly empty disk image (its
+    contents are 2,000 times the zip: two levels of deflate pass deflate's own 1032:1)."""
+    import gzip
+    import random
+    import zipfile
+
+    image = bytearray(16 * MIB)
+    for at in range(0, len(image), MIB):
+        image[at : at + 64] = random.Random(at).randbytes(64)
+    image[5 * MIB : 5 * MIB + 8] = seed.to_bytes(8, "big")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("readme.txt", b"firmware bundle %d\n" % seed)
+        archive.writestr("disk.img.gz", gzip.compress(bytes(image), 6, mtime=0))
+    return path
+
+
+def test_a_legitimate_archive_beyond_deflates_ratio_reads_back(moto_s3: Any, tmp_path: Path) -> None:
+    """Found by an outside probe: the first read budget refused such a content delta it had just acknowledged
+    (a reference's contents bounded by 1032 times its size). The writer now records dg-source-size."""
+    v1, v2 = _nested_image_zip(tmp_path / "fw-1.zip", 1), _nested_image_zip(tmp_path / "fw-2.zip", 2)
+    store = DeltaStore(moto_s3.client)
+    store.put(v1, moto_s3.bucket, "fw/fw-1.zip")
+    put = store.put(v2, moto_s3.bucket, "fw/fw-2.zip")
+    meta = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key="fw/fw-2.zip.delta")["Metadata"]
+    assert put.kind == "delta" and meta.get("dg-content-encoding") == "zip"
+    assert int(meta["dg-source-size"]) > 1032 * v1.stat().st_size
+    got = DeltaStore(moto_s3.client).get(moto_s3.bucket, "fw/fw-2.zip", tmp_path / "back.zip")
+    assert got.verified and (tmp_path / "back.zip").read_bytes() == v2.read_bytes()
+
+
+def test_a_nested_gzip_bomb_in_a_reference_stops_at_the_recorded_source_size(
+    moto_s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by an outside probe: a reference whose zip member holds a gzip of 1 GiB of zeros was inflated in
+    full into scratch before any cap. A content delta that records dg-source-size holds every stage of the
+    reference's normalisation, the nested inflate included, to it."""
+    import gzip
+    import zipfile
+
+    from deltaglider_core.content import gzip_content
+
+    v1, v2 = _nested_image_zip(tmp_path / "fw-1.zip", 1), _nested_image_zip(tmp_path / "fw-2.zip", 2)
+    store = DeltaStore(moto_s3.client)
+    store.put(v1, moto_s3.bucket, "fw/fw-1.zip")
+    store.put(v2, moto_s3.bucket, "fw/fw-2.zip")
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("readme.txt", b"firmware bundle 1\n")
+        archive.writestr("disk.img.gz", gzip.compress(bytes(256 * MIB), 9, mtime=0))
+    body = bomb.read_bytes()
+    moto_s3.client.put_object(
+        Bucket=moto_s3.bucket, Key="fw/reference.bin", Body=body, Metadata={"dg-file-sha256": _sha(body)}
+    )
+    meta = moto_s3.client.head_object(Bucket=moto_s3.bucket, Key="fw/fw-2.zip.delta")["Metadata"]
+    meta["dg-ref-sha256"] = _sha(body)
+    source = {"Bucket": moto_s3.bucket, "Key": "fw/fw-2.zip.delta"}
+    moto_s3.client.copy_object(
+        Bucket=moto_s3.bucket, Key="fw/fw-2.zip.delta", CopySource=source, Metadata=meta, MetadataDirective="REPLACE"
+    )
+    inflated: list[int] = []
+    real = gzip_content.inflate
+
+    def measured(path: Path, out: Path, cap: Any = None) -> Any:
+        try:
+            return real(path, out, cap)
+        finally:
+            inflated.append(out.stat().st_size if out.exists() else 0)
+
+    monkeypatch.setattr(gzip_content, "inflate", measured)
+    with pytest.raises(IntegrityError, match=r"fw-2\.zip\.delta: decompressing its reference would pass"):
+        _read(moto_s3, "fw/fw-2.zip", tmp_path / "out")
+    assert max(inflated, default=0) <= int(meta["dg-source-size"])
     assert list((tmp_path / "out").iterdir()) == []
 
 

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Protocol
 
 from deltaglider_core.codec.budget import full_window
+from deltaglider_core.codec.vcdiff import shape
 from deltaglider_core.content import gzip_content, zip_content, zip_stream
 from deltaglider_core.errors import CodecError, IntegrityError
-from deltaglider_core.support.limits import ReadBudget, capped_open
+from deltaglider_core.support.limits import Cap, Enough, ReadBudget, byte_count, capped_open
 
 GZIP_NAMES = (".gz", ".tgz")  # names whose gzip content-level delta is tried
 SQUEEZE_BELOW = 0.995  # an xz-compressed content delta is stored when it is at most this share of the plain one
@@ -78,9 +79,16 @@ def encode(
             ):
                 return None
             return _zip(reference, source, scratch, encode_with, log)
-    except OSError as exc:  # e.g. the temp disk filled with decompressed contents: bytes as they are
+    except (OSError, IntegrityError) as exc:  # e.g. a reference whose contents would fill the temp disk
         log.warning("%s: no content-level delta (%s): byte-level delta", source.name, exc)
     return None
+
+
+def _reference_room(scratch: Path, reference: Path) -> Cap:
+    """The writer derives the reference's contents within what the temp disk holds (a reference in a shared
+    bucket may be a bomb): past it, the content delta is abandoned, not the disk filled."""
+    room = max(0, _free_bytes(scratch) - MARGIN)
+    return Cap(room, IntegrityError(f"the contents of {reference.name} would pass the {room >> 20} MB free"))
 
 
 def _gzip_size(path: Path) -> int:
@@ -169,7 +177,7 @@ def _gzip(
     search = side.submit(gzip_content.find_recipe, source, scratch / "content", *found)
     delta = scratch / "content.delta"
     command = None
-    if gzip_content.inflate(reference, scratch / "reference.content") is not None:
+    if gzip_content.inflate(reference, scratch / "reference.content", _reference_room(scratch, reference)) is not None:
         command = encode_with(scratch / "reference.content", scratch / "content", delta)
     recipe = search.result()
     if recipe is None:
@@ -178,7 +186,7 @@ def _gzip(
     if command is None:
         return None
     fields = {"content-encoding": gzip_content.ENCODING, "gzip-rebuild": recipe.to_meta()}
-    return ContentDelta(command, {**fields, "content-size": str((scratch / "content").stat().st_size)}, delta)
+    return ContentDelta(command, {**fields, **_sizes(scratch)}, delta)
 
 
 def _zip(reference: Path, source: Path, scratch: Path, encode_with: Encode, log: logging.Logger) -> ContentDelta | None:
@@ -191,7 +199,7 @@ def _zip(reference: Path, source: Path, scratch: Path, encode_with: Encode, log:
     # reference's members to expand, so the reference's stream stays about as small as the archives.
     plan = zip_content.normalise_target(source, scratch / "content", scratch / "zip-target", reference)
     if plan is None or not zip_content.normalise_reference(
-        reference, scratch / "reference.content", scratch / "zip-reference", plan
+        reference, scratch / "reference.content", scratch / "zip-reference", plan, _reference_room(scratch, reference)
     ):
         log.info("%s: its zip member table cannot be followed: byte-level delta", source.name)
         return None
@@ -199,7 +207,15 @@ def _zip(reference: Path, source: Path, scratch: Path, encode_with: Encode, log:
     delta = scratch / "content.delta"
     zip_stream.write_delta(plan, scratch / "content.vcdiff", delta)
     fields = {"content-encoding": zip_content.ENCODING, "zip-rebuild": zip_content.META}
-    return ContentDelta(command, {**fields, "content-size": str((scratch / "content").stat().st_size)}, delta)
+    return ContentDelta(command, {**fields, **_sizes(scratch)}, delta)
+
+
+def _sizes(scratch: Path) -> dict[str, str]:
+    """What a reader holds its stages to: the contents the delta rebuilds and the reference's it reads."""
+    return {
+        "content-size": str((scratch / "content").stat().st_size),
+        "source-size": str((scratch / "reference.content").stat().st_size),
+    }
 
 
 def rebuild(
@@ -212,14 +228,15 @@ def rebuild(
     scratch: Path,
     decode: Decode,
     budget: ReadBudget,
+    require_space: Callable[[int], None],
 ) -> str:
     """Write the original file of a content-level delta to ``out``; return why a SHA-256 mismatch could
     happen (what rebuilt it), for the store's message. ``meta``: the object's dg-* fields without the prefix.
-    No stage writes past what ``budget`` allows it (``decode`` holds the contents to ``budget.contents``)."""
+    No stage writes past what ``budget`` allows it (``decode`` holds the contents to it); the reference's
+    contents are derived up to ``dg-source-size``, or only as far as the delta reaches into them."""
     encoding = meta.get("content-encoding")
     against = f"the contents of {reference_name}"
     delta = _unsqueeze(where, meta, delta, scratch, budget)
-    reference_cap = budget.cap("decompressing its reference", budget.reference)
     file_cap = budget.cap("rebuilding the file", budget.rebuilt)
     if encoding == zip_content.ENCODING and meta.get("zip-rebuild") == zip_content.META:
         (scratch / "zip").mkdir()
@@ -227,9 +244,14 @@ def rebuild(
             plan = zip_stream.read_delta(delta, scratch / "content.vcdiff")
         except zip_stream.StreamDamaged as exc:
             raise IntegrityError(f"{where}: {exc}. Nothing was written.") from exc
-        if not zip_content.normalise_reference(
-            reference, scratch / "reference.content", scratch / "zip", plan, reference_cap
-        ):
+        reference_cap = _reference_cap(where, meta, scratch / "content.vcdiff", budget, require_space)
+        try:
+            readable = zip_content.normalise_reference(
+                reference, scratch / "reference.content", scratch / "zip", plan, reference_cap
+            )
+        except Enough:
+            readable = True  # as far as the delta reaches: the rest is never read
+        if not readable:
             raise IntegrityError(f"{where}: its reference {reference_name} is not a readable zip now.")
         decode(scratch / "reference.content", scratch / "content.vcdiff", scratch / "content", against)
         try:
@@ -245,7 +267,12 @@ def rebuild(
         except (ValueError, KeyError, TypeError) as exc:
             message = f"{where}: its dg-gzip-rebuild metadata is damaged ({exc}). Nothing was written."
             raise IntegrityError(message) from exc
-        if gzip_content.inflate(reference, scratch / "reference.content", reference_cap) is None:
+        reference_cap = _reference_cap(where, meta, delta, budget, require_space)
+        try:
+            inflated = gzip_content.inflate(reference, scratch / "reference.content", reference_cap) is not None
+        except Enough:
+            inflated = True
+        if not inflated:
             raise IntegrityError(f"{where}: its reference {reference_name} is not a gzip file any more.")
         decode(scratch / "reference.content", delta, scratch / "content", against)
         try:
@@ -257,3 +284,17 @@ def rebuild(
         f"{where} is a content-level delta of kind {encoding!r} ({meta.get('zip-rebuild') or ''}), which this "
         "version cannot rebuild: upgrade airflow-provider-deltaglider."
     )
+
+
+def _reference_cap(
+    where: str, meta: Mapping[str, str], vcdiff: Path, budget: ReadBudget, require_space: Callable[[int], None]
+) -> Cap:
+    """The reference's contents: exactly ``dg-source-size`` where the writer recorded it, else (a quiet cap)
+    only as far as the delta's windows reach into them. Either must fit the temp disk."""
+    recorded = byte_count(meta.get("source-size"))
+    try:
+        limit = recorded if recorded is not None else shape(vcdiff).source_extent
+    except CodecError as exc:
+        raise IntegrityError(f"{where}: its delta is not VCDIFF ({exc}). Nothing was written.") from exc
+    require_space(limit)
+    return Cap(limit, budget.exceeded("decompressing its reference", limit), quiet=recorded is None)

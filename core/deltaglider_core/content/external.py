@@ -37,7 +37,7 @@ from typing import BinaryIO
 
 from deltaglider_core.codec.vcdiff import application_header
 from deltaglider_core.errors import CodecError, IntegrityError
-from deltaglider_core.support.limits import Cap, ReadBudget, capped_open
+from deltaglider_core.support.limits import Cap, Enough, ReadBudget, capped_open
 
 CHUNK = 1 << 20
 PROGRAMS = {"G": "gzip", "B": "bzip2", "Y": "xz", "Z": "compress"}  # xdelta3 3.0.x's identifiers
@@ -81,16 +81,18 @@ def _program(ident: bytes) -> str | None:
     return PROGRAMS.get(ident.decode("ascii", "replace")) if ident else None
 
 
-def decompress(program: str, src: Path, out: Path, where: str, budget: ReadBudget) -> None:
-    """Decompress ``src`` (made by ``program``) into ``out``, as xdelta3's ``<program> -dc`` would, within what
-    ``budget`` allows a reference's contents."""
-    cap = budget.cap(f"decompressing its reference with {program}", budget.reference)
+def decompress(program: str, src: Path, out: Path, where: str, reach: int) -> None:
+    """Decompress ``src`` (made by ``program``) into ``out``, as xdelta3's ``<program> -dc`` would, but only its
+    first ``reach`` bytes: how far the delta reads into it (the rest is never used; a bomb stops there)."""
+    cap = Cap(reach, IntegrityError(where), quiet=True)
     try:
         if program == "compress":
             _run(["uncompress", "-c"], src, out, where, cap)
             return
         with _reader(program, src) as stream, capped_open(out, cap) as sink:
             shutil.copyfileobj(stream, sink, CHUNK)
+    except Enough:
+        return
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise IntegrityError(
             f"{where}: stock xdelta3 recorded that it decompressed the reference with {program}, but the reference "
@@ -114,7 +116,7 @@ def mismatch_message(external: ExternalCompression) -> str:
     )
 
 
-def _run(command: list[str], src: Path, out: Path, where: str, cap: Cap) -> None:
+def _run(command: list[str], src: Path, out: Path, where: str, cap: Cap | None) -> None:
     binary = shutil.which(command[0])
     if binary is None:
         raise CodecError(

@@ -236,7 +236,7 @@ def _normalise(archive: Path, out: Path, work: Path, known: _Known | None, plan:
                 return False
             writer.raw_range(src, position, start - position)
             if known is None:
-                _reference_member(src, info, start, writer, work, plan.get(info.filename, 0))
+                _reference_member(src, info, start, writer, work, plan.get(info.filename, 0), cap)
             elif search is not None:
                 _target_member(src, info, start, writer, work, search, known)
             position = end
@@ -274,19 +274,24 @@ def _decompressed(src: BinaryIO, info: zipfile.ZipInfo, start: int, out: Path) -
     return out
 
 
-def _reference_member(src: BinaryIO, info: zipfile.ZipInfo, start: int, writer: Writer, work: Path, forms: int) -> None:
+def _reference_member(
+    src: BinaryIO, info: zipfile.ZipInfo, start: int, writer: Writer, work: Path, forms: int, cap: Cap | None
+) -> None:
     """The member's bytes, then the forms the target wrote its namesake in: its decompressed bytes (a deflated
-    member) and/or a gzip file's contents (a gzip file inside it)."""
+    member) and/or a gzip file's contents (a gzip file inside it, inflated within ``cap``: no more than the
+    whole stream may hold)."""
     writer.raw_range(src, start, info.compress_size)
     if not forms or not _decompressible(info):
         return
+    if cap is not None and info.file_size > cap.limit:
+        return  # a member that declares more than the whole stream may hold is not expanded
     content = _decompressed(src, info, start, work / "member")
     if content is None:
         return
     deflated = info.compress_type == zipfile.ZIP_DEFLATED
     if deflated and forms & CONTENT:
         writer.segment(DEFLATED, content)
-    inner = _nested_gzip(content, work, None) if forms & INNER else None
+    inner = _nested_gzip(content, work, None, cap) if forms & INNER else None
     if inner is not None:
         writer.segment(GZ_DEFLATED if deflated else GZ_STORED, work / "inner", prefix=_header_prefix(inner[0]))
 
@@ -343,12 +348,14 @@ def _search_outer(src: BinaryIO, start: int, length: int, content: Path, search:
     return found
 
 
-def _nested_gzip(content: Path, work: Path, search: _Search | None) -> tuple[bytes, Setting | None] | None:
+def _nested_gzip(
+    content: Path, work: Path, search: _Search | None, cap: Cap | None = None
+) -> tuple[bytes, Setting | None] | None:
     """(gzip header, inner setting) when ``content`` is one gzip member that rebuilds (reference side: that
-    inflates); its decompressed bytes are then in ``work/inner``."""
+    inflates, within ``cap``); its decompressed bytes are then in ``work/inner``."""
     if gzip_content.header_length(content) is None:
         return None
-    found = gzip_content.inflate(content, work / "inner")
+    found = gzip_content.inflate(content, work / "inner", cap)
     if found is None:
         return None
     header_length, stream = found

@@ -30,7 +30,13 @@ from deltaglider_core.support.limits import ReadBudget, byte_count
 from deltaglider_core.support.paths import new_file_mode
 from deltaglider_core.support.scratch import scratch_dir
 
-CONTENT_FIELDS = ("content-encoding", "gzip-rebuild", "zip-rebuild", "delta-compression")  # of content deltas
+CONTENT_FIELDS = (
+    "content-encoding",
+    "gzip-rebuild",
+    "zip-rebuild",
+    "delta-compression",
+    "source-size",
+)  # of content deltas
 
 
 class ReadPath(StoreParts):
@@ -78,10 +84,11 @@ class ReadPath(StoreParts):
             declared = _declared_size(loc, meta)
             self._require_space(declared or 0, f"reading s3://{loc.bucket}/{loc.key}")
             self.refs.materialise(loc.bucket, ref_key, meta_get(meta, "ref-sha256"), reference)
+            if expected is None and self.strict:  # refused before any decode
+                _check_hash(self.log, self.strict, loc, loc.delta_key, expected, "")
             budget = ReadBudget.of(
-                f"s3://{loc.bucket}/{loc.delta_key}", declared, byte_count(meta_get(meta, "content-size")),
-                reference.stat().st_size,
-            )  # fmt: skip
+                f"s3://{loc.bucket}/{loc.delta_key}", declared, byte_count(meta_get(meta, "content-size"))
+            )
             if meta_get(meta, "content-encoding") is not None:
                 return self._read_content_delta(loc, ref_key, meta, reference, delta, out, scratch, budget)
             external = external_compression.declared(delta)
@@ -125,6 +132,7 @@ class ReadPath(StoreParts):
         why = content_delta.rebuild(
             where, f"s3://{loc.bucket}/{ref_key}", fields, reference, delta, out, scratch,
             lambda src, d, o, against: self._decode(loc, src, d, o, against, budget.contents, budget), budget,
+            lambda needed: self._require_space(needed, f"reading s3://{loc.bucket}/{loc.key}"),
         )  # fmt: skip
         return self._rebuilt(loc, meta, out, why)
 
@@ -146,11 +154,16 @@ class ReadPath(StoreParts):
         source, against = reference, f"s3://{loc.bucket}/{ref_key}"
         if external.source is not None:
             source, against = scratch / "reference.content", f"the decompressed s3://{loc.bucket}/{ref_key}"
-            external_compression.decompress(external.source, reference, source, where, budget)
+            try:
+                reach = shape(delta).source_extent  # how far the delta reads into the decompressed reference
+            except CodecError as exc:
+                raise IntegrityError(f"{where} is not VCDIFF ({exc}). Nothing was written.") from exc
+            self._require_space(reach, f"reading s3://{loc.bucket}/{loc.key}")
+            external_compression.decompress(external.source, reference, source, where, reach)
         if external.target is None:
             self._decode(loc, source, delta, out, against, budget.file, budget)
-        else:
-            self._decode(loc, source, delta, scratch / "content", against, budget.contents, budget)
+        else:  # stock xdelta3 records no contents size: the delta's own declaration, checked against free space
+            self._decode(loc, source, delta, scratch / "content", against, None, budget)
             external_compression.recompress(external.target, scratch / "content", out, where, budget)
         return self._rebuilt(loc, meta, out, external_compression.mismatch_message(external))
 
