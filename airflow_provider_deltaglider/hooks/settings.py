@@ -92,6 +92,8 @@ def _number(conn_id: str, name: str, value: Any, kind: type, minimum: float | No
         number = kind(value)
         if isinstance(value, bool) or not math.isfinite(number):
             raise ValueError(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)  # 2.7 is not a count (int() would make it 2 without a word)
     except (TypeError, ValueError, OverflowError) as exc:
         raise SettingsError(f"Connection {conn_id!r}: extra {name}={value!r} is not a valid {kind.__name__}.") from exc
     if minimum is not None and number < minimum:
@@ -123,6 +125,12 @@ def _client_config(conn_id: str, extra: Mapping[str, Any], custom_endpoint: bool
         # boto3 >= 1.36 sends CRC checksums that several S3-compatible stores reject.
         config.setdefault("request_checksum_calculation", "when_required")
         config.setdefault("response_checksum_validation", "when_required")
+    for name, minimum in (("connect_timeout", 0.001), ("read_timeout", 0.001), ("max_pool_connections", 1)):
+        if name in raw:  # the same rules as the top-level extras, for values given inside config_kwargs
+            config[name] = _number(conn_id, f"config_kwargs.{name}", raw[name], type(minimum), minimum)
+    attempts = (config.get("retries") or {}).get("max_attempts") if isinstance(config.get("retries"), dict) else None
+    if attempts is not None:
+        _number(conn_id, "config_kwargs.retries.max_attempts", attempts, int, 1)
     try:  # botocore checks names and values now, not as a (retryable) error of the first request
         Config(**config)
     except (TypeError, ValueError, BotoCoreError) as exc:
@@ -190,7 +198,12 @@ def settings_from_connection(
         raise SettingsError(
             f"Connection {conn.conn_id!r}: endpoint_url {endpoint!r} must start with http:// or https://."
         )
-    if endpoint is not None and "@" in urlsplit(str(endpoint)).netloc:
+    try:
+        parts = urlsplit(str(endpoint)) if endpoint is not None else None
+        _ = parts.port if parts is not None else None  # a port that is not a number fails here, not later
+    except ValueError as exc:
+        raise SettingsError(f"Connection {conn.conn_id!r}: endpoint_url is not a valid URL ({exc}).") from exc
+    if parts is not None and "@" in parts.netloc:
         raise SettingsError(  # never echoed: the URL holds a secret
             f"Connection {conn.conn_id!r}: endpoint_url carries credentials (user:password@host), which would be "
             "sent and logged as part of the URL: give the host alone, and the keys as the connection's login and "

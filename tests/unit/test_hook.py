@@ -93,6 +93,14 @@ def test_amazon_provider_extras_and_default_chain() -> None:
         ({"config_kwargs": {"no_such_option": 1}}, "config_kwargs is not a botocore Config"),
         ({"config_kwargs": {"retries": {"mode": "sometimes"}}}, "config_kwargs is not a botocore Config"),
         ({"endpoint_url": "http://AKIA:s3cr3t@minio:9000"}, "endpoint_url carries credentials"),
+        # found by an outside probe: the same values inside config_kwargs, counts that are not whole, bad URLs
+        ({"config_kwargs": {"read_timeout": -1}}, "config_kwargs.read_timeout=-1 must be at least 0.001"),
+        ({"config_kwargs": {"connect_timeout": float("inf")}}, "config_kwargs.connect_timeout=inf is not a valid"),
+        ({"config_kwargs": {"max_pool_connections": 0}}, "config_kwargs.max_pool_connections=0 must be at least 1"),
+        ({"config_kwargs": {"retries": {"max_attempts": 0}}}, "config_kwargs.retries.max_attempts=0 must be at"),
+        ({"max_pool_connections": 2.7}, "max_pool_connections=2.7 is not a valid int"),
+        ({"cache_disk_size_mb": 3.9}, "cache_disk_size_mb=3.9 is not a valid int"),
+        ({"endpoint_url": "http://[::1"}, "endpoint_url is not a valid URL"),
     ],
 )
 def test_bad_extras_are_explained(extra: dict[str, Any], message: str) -> None:

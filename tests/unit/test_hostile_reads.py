@@ -318,3 +318,19 @@ def test_a_damaged_zip_stream_is_stream_damaged(tmp_path: Path, segments: bytes,
     (tmp_path / "work").mkdir()
     with pytest.raises(zip_stream.StreamDamaged, match=why):
         zip_stream.rebuild(stream, tmp_path / "out.zip", tmp_path / "work")
+
+
+def test_a_plan_that_inflates_past_its_bound_is_refused_without_holding_it(tmp_path: Path) -> None:
+    """Found by an outside probe: a 1 MB zlib plan expanding to 1 GiB took 2 GB of memory before failing."""
+    import struct
+    import zlib
+
+    from deltaglider_core.content import zip_stream
+
+    packed = zlib.compress(b" " * (256 * MIB), 9)
+    delta = tmp_path / "d"
+    delta.write_bytes(zip_stream.DELTA_MAGIC + struct.pack(">I", len(packed)) + packed)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(zip_stream.StreamDamaged, match="inflates past"):
+        zip_stream.read_delta(delta, tmp_path / "vcdiff")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB

@@ -61,9 +61,16 @@ def read_delta(delta: Path, vcdiff: Path) -> Plan:
     return plan
 
 
+MAX_PLAN = 64 << 20  # a plan names members and their forms: tens of bytes each, far below this for any zip
+
+
 def unpack_plan(data: bytes) -> Plan:
     try:
-        items = json.loads(zlib.decompress(data))
+        inflater = zlib.decompressobj()
+        text = inflater.decompress(data, MAX_PLAN)
+        if inflater.unconsumed_tail:
+            raise ValueError(f"it inflates past {MAX_PLAN} bytes")
+        items = json.loads(text)
         return {str(name): int(forms) for name, forms in items}
     except (zlib.error, ValueError, TypeError) as exc:
         raise StreamDamaged(f"the reference plan is damaged ({exc})") from exc
