@@ -20,18 +20,25 @@ from tests.codec_workers import alive, pyxdelta_library
 FAKE = """
 import json, os, sys, time
 for line in sys.stdin:
-    args = json.loads(line)
+    ident, args = json.loads(line)
     if "garbage" in args:
         print("<html>not a result</html>", flush=True)
     elif "die" in args:
         os._exit(3)
     elif "hang" in args:
         time.sleep(3600)
+    elif "half" in args:
+        sys.stdout.write('[%d, 0, "hal' % ident)
+        sys.stdout.flush()
+        time.sleep(3600)
+    elif "twice" in args:
+        print(json.dumps([ident, 0, "first"]), flush=True)
+        print(json.dumps([ident, 0, "second"]), flush=True)
     elif "slow" in args:
         time.sleep(1.5)
-        print(json.dumps([0, "slow"]), flush=True)
+        print(json.dumps([ident, 0, "slow"]), flush=True)
     else:
-        print(json.dumps([0, "ok %d" % os.getpid()]), flush=True)
+        print(json.dumps([ident, 0, "ok %d" % os.getpid()]), flush=True)
 """
 
 
@@ -120,3 +127,29 @@ def test_a_read_through_a_dead_worker_names_the_worker_not_a_corrupt_delta(
     finally:
         reader.close()
         store.close()
+
+
+def test_a_partial_line_then_silence_is_stopped_at_the_deadline(runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by an outside probe: the answer's first bytes came, then nothing, and the call waited forever."""
+    monkeypatch.setattr(pool, "CALL_TIMEOUT_S", 1.0)
+    with pytest.raises(WorkerDied, match="did not answer within 1 s"):
+        _soon(runner.run, ["-e", "half"])
+    assert _soon(runner.run, ["-e"])[1].startswith("ok")
+
+
+def test_answers_never_slip_out_of_step(runner: Any) -> None:
+    """Found by an outside probe: a worker writing two lines per call made each later call take the previous
+    call's spare line as its own answer."""
+    results: list[Any] = []
+    for _ in range(6):
+        try:
+            results.append(_soon(runner.run, ["-e", "twice"]))
+        except WorkerDied as exc:
+            results.append(str(exc))
+    answers = [r for r in results if not isinstance(r, str)]
+    assert all(a == (0, "first") for a in answers), results  # never another call's answer ("second")
+    assert len(answers) < len(results)  # the spare line is caught: that worker is replaced
+    assert all(
+        "more than one line" in r or "call 1, not 2" in r or "not a result" in r for r in results if isinstance(r, str)
+    )
+    assert _soon(runner.run, ["-e"])[1].startswith("ok")

@@ -29,10 +29,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import select
 import subprocess
 import sys
 import threading
+import time
 
 from deltaglider_core.codec.budget import decode_cost, encode_cost
 from deltaglider_core.errors import CodecError
@@ -58,36 +60,62 @@ def worker_command(library_path: str) -> list[str]:
 
 
 class _Worker:
-    """One ``codec_worker`` process, used by one thread at a time."""
+    """One ``codec_worker`` process, used by one thread at a time.
+
+    Each request is ``[id, args]`` on a line; the answer ``[id, code, message]`` on a line, read from the raw
+    pipe (nothing buffered out of sight) within the call's deadline. An answer with another id, more than one
+    line, a line that does not parse, silence past the deadline or the end of the pipe: the worker is dead.
+    """
 
     def __init__(self, command: list[str]) -> None:
-        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        self.calls = 0
 
     def call(self, args: list[str], timeout: float) -> tuple[int, str]:
-        """Send one call and read its answer; WorkerDied (the process stopped) on anything but an answer in
+        """Send one call and read its answer; WorkerDied (the process stopped) on anything but its answer in
         time."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         pid = self.proc.pid
+        self.calls += 1
         try:
-            self.proc.stdin.write(json.dumps(args) + "\n")
+            self.proc.stdin.write((json.dumps([self.calls, args]) + "\n").encode())
             self.proc.stdin.flush()
-            # One answer line per call, nothing read ahead: the pipe says when the line is there.
-            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-            if not ready:
-                self.stop()
-                raise WorkerDied(f"codec worker {pid} did not answer within {timeout:.0f} s and was stopped")
-            line = self.proc.stdout.readline()
+            line = self._line(timeout)
         except OSError as exc:
             self.stop()
             raise WorkerDied(f"codec worker {pid} is gone ({exc})") from exc
-        if not line:
-            raise WorkerDied(f"codec worker {pid} ended with exit status {self.proc.wait()} (killed for memory?)")
         try:
-            code, message = json.loads(line)
+            ident, code, message = json.loads(line)
+            if ident != self.calls:
+                raise ValueError(f"the answer to call {ident}, not {self.calls}")
             return int(code), str(message)
         except (ValueError, TypeError) as exc:
             self.stop()
             raise WorkerDied(f"codec worker {pid} answered {line[:80]!r}, not a result, and was stopped") from exc
+
+    def _line(self, timeout: float) -> bytes:
+        """The answer line, within ``timeout`` seconds in all (a partial line then silence is silence)."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        data = b""
+        while b"\n" not in data:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(0.0, left))
+            if not ready:
+                self.stop()
+                raise WorkerDied(f"codec worker {self.proc.pid} did not answer within {timeout:.0f} s and was stopped")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise WorkerDied(
+                    f"codec worker {self.proc.pid} ended with exit status {self.proc.wait()} (killed for memory?)"
+                )
+            data += chunk
+        line, _, rest = data.partition(b"\n")
+        if rest:
+            self.stop()
+            raise WorkerDied(f"codec worker {self.proc.pid} answered more than one line, and was stopped")
+        return line
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):

@@ -1,6 +1,6 @@
 """A codec worker process: ``python -m deltaglider_core.codec.worker LIBRARY`` answers codec calls, one at a
-time, each request a JSON list of xdelta3 arguments on a line of stdin, each answer ``[exit code, message]``
-on a line of stdout. It ends when stdin closes.
+time, each request ``[call id, xdelta3 arguments]`` as JSON on a line of stdin, each answer ``[call id, exit code,
+message]`` on a line of stdout. It ends when stdin closes.
 
 Why not ``multiprocessing``: its ``spawn`` and ``forkserver`` children re-run the parent's ``__main__`` file
 before they do anything, and under Airflow that is the ``airflow`` command, whose start-up in a task's child
@@ -20,12 +20,12 @@ def serve(library_path: str) -> int:
 
     runner = LibraryRunner(library_path)
     for line in sys.stdin:
-        args = json.loads(line)
+        ident, args = json.loads(line)
         try:
             code, message = runner.run([str(a) for a in args])
         except Exception as exc:  # noqa: BLE001 - reported to the caller, the worker stays up
             code, message = -1, f"{type(exc).__name__}: {exc}"
-        sys.stdout.write(json.dumps([code, message]) + "\n")
+        sys.stdout.write(json.dumps([ident, code, message]) + "\n")
         sys.stdout.flush()
     return 0
 
