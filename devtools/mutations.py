@@ -1053,8 +1053,9 @@ MUTATIONS: tuple[Mutation, ...] = (
         "dead-worker-answers-minus-one",
         "codec",
         "core/deltaglider_core/codec/pool.py",
-        "        if not line:\n            raise WorkerDied(",
-        '        if not line:\n            return -1, "dead"\n            raise WorkerDied(',
+        "            if not chunk:\n                raise WorkerDied(",
+        "            if not chunk:\n"
+        "                return b'[%d, -1, \"dead\"]' % self.calls\n                raise WorkerDied(",
         ("tests/unit/test_codec_worker_failures.py",),
         "a worker that dies mid-call looks like a failed encode instead of a dead worker",
     ),
