@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +57,24 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def _soon(fn: Any, *args: Any) -> Any:
-    """Run ``fn`` and fail (instead of hanging the suite) if it does not return within 20 s."""
-    with ThreadPoolExecutor(1) as one:
-        return one.submit(fn, *args).result(timeout=20)
+    """Run ``fn`` and fail (instead of hanging the suite) if it does not return within 20 s: on a daemon thread,
+    so a call that never returns cannot hold the test up either."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test below
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(20)
+    if thread.is_alive():
+        pytest.fail(f"{fn.__name__}{args} did not return within 20 s")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def test_an_answer_that_is_not_a_result_is_a_dead_worker_and_frees_its_slot(runner: Any) -> None:
