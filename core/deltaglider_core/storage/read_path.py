@@ -86,7 +86,7 @@ class ReadPath(StoreParts):
             self.refs.materialise(loc.bucket, ref_key, meta_get(meta, "ref-sha256"), reference)
             if expected is None and self.strict:  # refused before any decode
                 _check_hash(self.log, self.strict, loc, loc.delta_key, expected, "")
-            budget = ReadBudget.of(
+            budget = ReadBudget(
                 f"s3://{loc.bucket}/{loc.delta_key}", declared, byte_count(meta_get(meta, "content-size"))
             )
             if meta_get(meta, "content-encoding") is not None:

@@ -55,10 +55,6 @@ class ReadBudget:
     file: int | None  # the declared size (None: not declared; the VCDIFF's own declaration is checked instead)
     contents: int | None  # the recorded size of decompressed contents (None: the VCDIFF's declaration, checked)
 
-    @classmethod
-    def of(cls, where: str, declared: int | None, content_size: int | None) -> ReadBudget:
-        return cls(where, declared, content_size)
-
     @property
     def rebuilt(self) -> int | None:
         """What a file rebuilt from contents may take: its declared size (or, undeclared, its contents' size)
