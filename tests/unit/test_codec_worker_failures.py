@@ -166,4 +166,11 @@ def test_answers_never_slip_out_of_step(runner: Any) -> None:
     assert all(
         "more than one line" in r or "call 1, not 2" in r or "not a result" in r for r in results if isinstance(r, str)
     )
-    assert _soon(runner.run, ["-e"])[1].startswith("ok")
+    # Each of the two workers may still hold one spare line: its next call stops it, and then the pool serves.
+    served = []
+    for _ in range(3):
+        try:
+            served.append(_soon(runner.run, ["-e"]))
+        except WorkerDied as exc:
+            assert "not a result" in str(exc) or "more than one line" in str(exc)
+    assert served and all(result[1].startswith("ok") for result in served)
